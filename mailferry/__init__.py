@@ -1,0 +1,1 @@
+"""Code shared by the dashboard (app/), the SMTP server (smtp/) and the worker: settings, database, models, queue."""

@@ -1,0 +1,283 @@
+"""The one place configuration is read: the environment and `.env`, parsed and validated at start.
+
+Every setting is declared once in SETTINGS (name, parser, default, help); `.env.example` is checked
+against this table by the tests so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from dotenv import dotenv_values
+
+DELIVERY_MODES = ("direct", "relay", "hybrid", "smart")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """One bad setting: `str()` is the single line shown to the admin."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+# ---- parsers: each takes the raw string and returns the value or raises ValueError(problem) ----
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def parse_int(raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def parse_port(raw: str) -> int:
+    value = parse_int(raw, 0)
+    if value > 65535:
+        raise ValueError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def parse_duration(raw: str) -> int:
+    """'90', '90s', '5m', '2h', '5d' -> seconds."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError(f"expected a duration like 30s, 5m, 2h or 5d, got {raw!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_schedule(raw: str) -> tuple[int, ...]:
+    parts = [p for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("expected a comma-separated list of durations, e.g. 1m,5m,1h")
+    steps = tuple(parse_duration(p) for p in parts)
+    if any(s <= 0 for s in steps):
+        raise ValueError("every retry interval must be longer than 0s")
+    return steps
+
+
+def parse_listen(raw: str) -> tuple[str, int]:
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected host:port, got {raw!r}")
+    return host.strip("[]"), parse_port(port)
+
+
+def parse_nameservers(raw: str) -> tuple[tuple[str, int], ...]:
+    servers = []
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        if item.count(":") == 1:
+            host, port = item.split(":")
+            servers.append((host, parse_port(port)))
+        else:  # a bare IPv4/IPv6 address, or [v6]:port
+            m = re.match(r"^\[(.+)\]:(\d+)$", item)
+            servers.append((m.group(1), parse_port(m.group(2))) if m else (item, 53))
+    return tuple(servers)
+
+
+def parse_mode(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in DELIVERY_MODES:
+        raise ValueError(f"must be one of {', '.join(DELIVERY_MODES)}, got {raw!r}")
+    return value
+
+
+def parse_relays(raw: str) -> tuple[dict, ...]:
+    if not raw.strip():
+        return ()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) and r.get("host") for r in data):
+        raise ValueError('expected a JSON list of objects each with a "host", e.g. [{"host": "smtp.example.com"}]')
+    return tuple(data)
+
+
+def parse_file(raw: str) -> str:
+    path = raw.strip()
+    if path and not os.path.isfile(path):
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+def parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+def parse_log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+
+
+S = Setting
+SETTINGS: tuple[Setting, ...] = (
+    S("SECRET_KEY", parse_str, "dev-insecure-change-me", "Signs sessions, derives the key that encrypts DKIM private keys at rest. Set a long random value in production."),
+    S("DATABASE_URL", parse_str, "sqlite:///var/mailferry.db", "SQLAlchemy URL: sqlite:///path or postgresql://user@host/db."),
+    S("REDIS_URL", parse_str, "redis://127.0.0.1:6379/0", "Redis for the RQ job queue, rate limits and circuit breakers."),
+    S("RQ_QUEUE", parse_str, "mailferry", "Name of the RQ queue the SMTP server enqueues deliveries on."),
+    S("LOG_LEVEL", parse_log_level, "INFO", "DEBUG, INFO, WARNING or ERROR. Logs are one JSON object per line on stderr."),
+    # inbound
+    S("SMTP_LISTEN", parse_listen, "0.0.0.0:25", "host:port the inbound SMTP server listens on."),
+    S("SMTP_HOSTNAME", parse_str, "", "Our host name: SMTP banner, EHLO, the MX target domains publish. Empty = this machine's FQDN."),
+    S("SMTP_MAX_MESSAGE_SIZE", lambda r: parse_int(r, 1024), "26214400", "Largest message accepted, in bytes (advertised with SIZE)."),
+    S("SMTP_MAX_RECIPIENTS", lambda r: parse_int(r, 1), "100", "Most RCPT TO accepted per message."),
+    S("SMTP_IDLE_TIMEOUT", lambda r: parse_int(r, 1), "300", "Seconds an inbound session may stay idle before it is closed."),
+    S("SMTP_MAX_RECEIVED_HEADERS", lambda r: parse_int(r, 1), "30", "More Received headers than this is a mail loop (554 5.4.6)."),
+    S("SMTP_TLS_CERT", parse_file, "", "PEM certificate for STARTTLS on the inbound server (with SMTP_TLS_KEY). Empty = no STARTTLS."),
+    S("SMTP_TLS_KEY", parse_file, "", "PEM private key for SMTP_TLS_CERT."),
+    S("SMTP_SERVER_PROCESSES", lambda r: parse_int(r, 1), "1", "Processes `python -m smtp` runs on the same port (SO_REUSEPORT)."),
+    # delivery
+    S("SMTP_DELIVERY_MODE", parse_mode, "direct", "direct (recipient's MX), relay (SMTP relays), hybrid (direct, relay fallback) or smart (per destination by success rate)."),
+    S("SMTP_ENABLE_DKIM", parse_bool, "true", "Sign forwarded mail with the alias domain's active DKIM key."),
+    S("SMTP_DIRECT_PORT", parse_port, "25", "Port of destination MX hosts (25 on the internet; tests use loopback sinks)."),
+    S("SMTP_REQUIRE_TLS", parse_bool, "false", "Direct delivery refuses MX hosts that do not offer STARTTLS (otherwise TLS is opportunistic)."),
+    S("SMTP_CONNECT_TIMEOUT", lambda r: parse_int(r, 1), "30", "Seconds to wait for an outbound SMTP connection or reply."),
+    S("SMTP_HOST", parse_str, "", "Primary relay host (relay/hybrid/smart modes), e.g. smtp.gmail.com."),
+    S("SMTP_PORT", parse_port, "587", "Primary relay port."),
+    S("SMTP_USER", parse_str, "", "Primary relay user name (AUTH PLAIN/LOGIN)."),
+    S("SMTP_PASSWORD", parse_str, "", "Primary relay password. Never logged."),
+    S("SMTP_USE_TLS", parse_bool, "true", "STARTTLS to the primary relay (port 587)."),
+    S("SMTP_USE_SSL", parse_bool, "false", "Implicit TLS to the primary relay (port 465)."),
+    S("SMTP_FROM_POLICY", parse_str, "keep", "Primary relay sender policy: keep (SRS envelope, headers untouched) or rewrite (envelope and From become the relay account)."),
+    S("SMTP_RELAYS", parse_relays, "", "Further relays tried in order after SMTP_HOST: JSON list of {host, port, user, password, use_tls, use_ssl, from_policy}."),
+    S("SMTP_RELAY_CA_FILE", parse_file, "", "Extra CA certificates (PEM) trusted for relay connections."),
+    S("RELAY_FAILURE_THRESHOLD", lambda r: parse_int(r, 1), "5", "Consecutive failures after which a relay is skipped (circuit open)."),
+    S("RELAY_COOLDOWN", parse_duration, "5m", "How long an open relay circuit stays skipped before it is tried again."),
+    S("DIRECT_MAX_CONNECTIONS_PER_DOMAIN", lambda r: parse_int(r, 1), "5", "Concurrent outbound connections per destination domain, across all workers."),
+    S("DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE", lambda r: parse_int(r, 1), "10", "New outbound connections per destination domain per minute, across all workers."),
+    S("DNS_NAMESERVERS", parse_nameservers, "", "Comma list of host[:port] resolvers for MX and verification lookups. Empty = system resolver."),
+    S("DNS_TIMEOUT", lambda r: parse_int(r, 1), "5", "Seconds before a DNS lookup gives up."),
+    S("MX_CACHE_MIN_TTL", lambda r: parse_int(r, 0), "60", "Lower clamp, in seconds, on how long an MX answer is cached."),
+    S("MX_CACHE_MAX_TTL", lambda r: parse_int(r, 1), "3600", "Upper clamp, in seconds, on how long an MX answer is cached."),
+    S("SRS_SECRET", parse_str, "", "Key of the SRS hash. Empty = derived from SECRET_KEY. Changing it invalidates bounce addresses in flight."),
+    S("SRS_MAX_AGE_DAYS", lambda r: parse_int(r, 1), "21", "Days an SRS address stays valid for bounces."),
+    S("RETRY_SCHEDULE", parse_schedule, "1m,5m,15m,30m,1h,2h,4h", "Waits between delivery attempts (s/m/h/d); the last one repeats."),
+    S("MAX_QUEUE_LIFETIME", parse_duration, "5d", "How long a deferred message is retried before it bounces."),
+    S("DELIVERY_LEASE", parse_duration, "5m", "How long a worker owns a message; an expired lease (crashed worker) is retried."),
+    S("RECONCILE_INTERVAL", parse_duration, "1m", "How often the worker re-enqueues messages whose job was lost."),
+    # dashboard
+    S("WEB_LISTEN", parse_listen, "127.0.0.1:8000", "host:port of the dashboard for `make run`."),
+    S("SIGNUP_ENABLED", parse_bool, "true", "Anyone may create an owner account from the login page."),
+    S("SESSION_COOKIE_SECURE", parse_bool, "false", "Send the session cookie over HTTPS only (turn on behind TLS)."),
+    S("SMTP_PUBLIC_IPS", parse_str, "", "Comma list of this server's public addresses, used to evaluate SPF. Empty = A/AAAA of SMTP_HOSTNAME."),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _attr(name: str) -> str:
+    return name.lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, item: str) -> Any:
+        try:
+            return self.values[item.upper()]
+        except KeyError:
+            raise AttributeError(item) from None
+
+    def replace(self, **changes: Any) -> "Settings":
+        return Settings({**self.values, **{k.upper(): v for k, v in changes.items()}})
+
+    @property
+    def relays(self) -> tuple[dict, ...]:
+        """All relays in failover order: the primary SMTP_HOST one first, then SMTP_RELAYS."""
+        primary = ()
+        if self.SMTP_HOST:
+            primary = ({
+                "name": "primary", "host": self.SMTP_HOST, "port": self.SMTP_PORT,
+                "user": self.SMTP_USER, "password": self.SMTP_PASSWORD,
+                "use_tls": self.SMTP_USE_TLS, "use_ssl": self.SMTP_USE_SSL,
+                "from_policy": self.SMTP_FROM_POLICY,
+            },)
+        extra = tuple({"name": r.get("name", f"relay{i + 1}"), **r} for i, r in enumerate(self.SMTP_RELAYS))
+        return primary + extra
+
+    @property
+    def srs_secret(self) -> str:
+        return self.SRS_SECRET or f"srs:{self.SECRET_KEY}"
+
+
+def _check_together(values: dict) -> None:
+    if bool(values["SMTP_TLS_CERT"]) != bool(values["SMTP_TLS_KEY"]):
+        missing = "SMTP_TLS_KEY" if values["SMTP_TLS_CERT"] else "SMTP_TLS_CERT"
+        raise SettingsError(missing, "SMTP_TLS_CERT and SMTP_TLS_KEY must be set together")
+    if values["SMTP_USE_TLS"] and values["SMTP_USE_SSL"] and values["SMTP_HOST"]:
+        raise SettingsError("SMTP_USE_SSL", "choose SMTP_USE_TLS (STARTTLS) or SMTP_USE_SSL (implicit TLS), not both")
+    if values["SMTP_FROM_POLICY"] not in ("keep", "rewrite"):
+        raise SettingsError("SMTP_FROM_POLICY", f"must be keep or rewrite, got {values['SMTP_FROM_POLICY']!r}")
+    for i, relay in enumerate(values["SMTP_RELAYS"]):
+        if relay.get("from_policy", "keep") not in ("keep", "rewrite"):
+            raise SettingsError("SMTP_RELAYS", f"relay {i + 1}: from_policy must be keep or rewrite")
+    if values["SMTP_DELIVERY_MODE"] in ("relay", "hybrid") and not (values["SMTP_HOST"] or values["SMTP_RELAYS"]):
+        raise SettingsError("SMTP_DELIVERY_MODE", f"{values['SMTP_DELIVERY_MODE']} mode needs a relay: set SMTP_HOST or SMTP_RELAYS")
+    if values["MX_CACHE_MIN_TTL"] > values["MX_CACHE_MAX_TTL"]:
+        raise SettingsError("MX_CACHE_MIN_TTL", "must not be larger than MX_CACHE_MAX_TTL")
+    if not values["DATABASE_URL"].startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
+        raise SettingsError("DATABASE_URL", "must start with sqlite:// or postgresql://")
+    if not values["REDIS_URL"].startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Parse the environment (over `.env`) into Settings; raise SettingsError on the first bad value."""
+    source: dict[str, str] = {}
+    if env_file and os.path.exists(env_file):
+        source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    source.update(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = source.get(setting.name, setting.default)
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(setting.name, str(exc)) from None
+    if not values["SMTP_HOSTNAME"]:
+        values["SMTP_HOSTNAME"] = socket.getfqdn()
+    if values["DATABASE_URL"].startswith("postgres://"):
+        values["DATABASE_URL"] = "postgresql://" + values["DATABASE_URL"][len("postgres://"):]
+    _check_together(values)
+    return Settings(values)
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """For entry points: a bad setting prints one line naming it and exits with code 2."""
+    try:
+        return load_settings(environ)
+    except SettingsError as exc:
+        print(f"mailferry: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,82 @@
+"""Shared fixtures: both databases, a private Redis, settings built without touching os.environ."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mailferry.db import Database
+from mailferry.queue import make_redis
+from mailferry.settings import Settings, load_settings
+from tests.support.databases import PostgresDatabase, SqliteTemplate
+from tests.support.redis_server import RedisServer
+
+# MAILFERRY_TEST_DBS=sqlite or =postgresql narrows the run; the default (and CI) runs both.
+DB_KINDS = [k.strip() for k in os.environ.get("MAILFERRY_TEST_DBS", "sqlite,postgresql").split(",") if k.strip()]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> SqliteTemplate:
+    return SqliteTemplate(str(tmp_path_factory.mktemp("sqlite-template")))
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    database = PostgresDatabase()
+    yield database
+    database.drop()
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_template").fresh_url(str(tmp_path))
+    else:
+        database = request.getfixturevalue("postgres_database")
+        database.truncate()
+        yield database.url
+
+
+@pytest.fixture
+def db(db_url) -> Database:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> RedisServer:
+    server = RedisServer(str(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    conn = make_redis(redis_server.url)
+    conn.flushall()
+    conn.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    conn = make_redis(redis_url)
+    yield conn
+    conn.close()
+
+
+def make_settings(**overrides) -> Settings:
+    """Settings from defaults plus overrides, never reading os.environ or .env."""
+    env = {"SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": "test-secret-key-0123456789", "LOG_LEVEL": "DEBUG"}
+    env.update({k: str(v) for k, v in overrides.items()})
+    return load_settings(env, env_file=None)
+
+
+@pytest.fixture
+def settings(db_url, redis_url) -> Settings:
+    return make_settings(DATABASE_URL=db_url, REDIS_URL=redis_url, SMTP_LISTEN="127.0.0.1:0")
