@@ -80,3 +80,19 @@ def make_settings(**overrides) -> Settings:
 @pytest.fixture
 def settings(db_url, redis_url) -> Settings:
     return make_settings(DATABASE_URL=db_url, REDIS_URL=redis_url, SMTP_LISTEN="127.0.0.1:0")
+
+
+@pytest.fixture(scope="session")
+def dns_server_session():
+    from tests.support.dns_server import DnsServer
+
+    server = DnsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dns_server(dns_server_session):
+    """A real DNS server on loopback, emptied for each test: point DNS_NAMESERVERS at .nameservers."""
+    dns_server_session.clear()
+    return dns_server_session
