@@ -6,6 +6,7 @@ against this table by the tests so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 DELIVERY_MODES = ("direct", "relay", "hybrid", "smart")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -254,11 +256,25 @@ def _check_together(values: dict) -> None:
         raise SettingsError("REDIS_URL", "must start with redis://, rediss:// or unix://")
 
 
+def read_env_file(path: str) -> dict[str, str]:
+    """The variables of a `.env` file; a line that does not parse, or a misspelt setting name, is an error."""
+    with open(path, encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                line = binding.original.string.strip()[:60]
+                raise SettingsError(path, f"line {binding.original.line}: cannot parse {line!r} (expected NAME=value)")
+            if binding.key and binding.key not in _BY_NAME:
+                close = difflib.get_close_matches(binding.key, _BY_NAME, n=1, cutoff=0.85)
+                if close:
+                    raise SettingsError(binding.key, f"unknown setting in {path} (line {binding.original.line}); did you mean {close[0]}?")
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
     """Parse the environment (over `.env`) into Settings; raise SettingsError on the first bad value."""
     source: dict[str, str] = {}
     if env_file and os.path.exists(env_file):
-        source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        source.update(read_env_file(env_file))
     source.update(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     for setting in SETTINGS:
