@@ -1,0 +1,146 @@
+"""`make run`: the whole service on one machine — SMTP server, RQ worker and dashboard — until Ctrl-C.
+
+Embedded defaults: SQLite under var/, REDIS_URL when it answers or else a Redis of our own (from
+`redis-server` on PATH, installing Debian's package when missing), a self-signed certificate for STARTTLS,
+and port 2525 for SMTP when not root and SMTP_LISTEN is not configured. Everything else comes from `.env`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlparse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mailferry.queue import make_redis  # noqa: E402
+from mailferry.settings import Settings, read_env_file, settings_or_exit  # noqa: E402
+
+VAR = os.path.join(ROOT, "var")
+
+
+def say(text: str) -> None:
+    print(f"mailferry: {text}", file=sys.stderr, flush=True)
+
+
+def configured(name: str) -> bool:
+    return name in os.environ or (os.path.exists(".env") and name in read_env_file(".env"))
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        conn = make_redis(url)
+        conn.ping()
+        conn.close()
+        return True
+    except Exception:
+        return False
+
+
+def start_redis(url: str, env: dict[str, str]) -> subprocess.Popen | None:
+    """Use REDIS_URL when it answers; otherwise start redis-server (append-only, under var/redis)."""
+    if redis_answers(url):
+        say(f"using Redis at {url}")
+        return None
+    subprocess.run([os.path.join(ROOT, "scripts", "system_deps.sh"), "redis"], check=True)
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    parsed = urlparse(url)
+    port = parsed.port or 6379
+    if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        port = 6390  # REDIS_URL names another host that is down: run a local one beside it
+    data = os.path.join(VAR, "redis")
+    os.makedirs(data, exist_ok=True)
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", data,
+                             "--appendonly", "yes", "--save", "", "--logfile", os.path.join(data, "redis.log")])
+    local_url = f"redis://127.0.0.1:{port}/{(parsed.path or '/0').lstrip('/') or '0'}"
+    for _ in range(100):
+        if redis_answers(local_url):
+            env["REDIS_URL"] = local_url
+            say(f"started Redis at {local_url} (data in var/redis)")
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    say(f"could not start redis-server on port {port}; see var/redis/redis.log")
+    proc.kill()
+    raise SystemExit(1)
+
+
+def ensure_tls(settings: Settings, env: dict[str, str]) -> None:
+    if settings.SMTP_TLS_CERT:
+        return
+    cert, key = os.path.join(VAR, "tls", "cert.pem"), os.path.join(VAR, "tls", "key.pem")
+    subprocess.run([sys.executable, "-m", "smtp.certs", cert, key, settings.SMTP_HOSTNAME], check=True, env=env)
+    env["SMTP_TLS_CERT"], env["SMTP_TLS_KEY"] = cert, key
+
+
+def child_commands(settings: Settings) -> dict[str, list[str]]:
+    host, port = settings.WEB_LISTEN
+    return {
+        "smtp": [sys.executable, "-m", "smtp"],
+        "worker": [sys.executable, "worker.py"],
+        "web": [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"{host}:{port}", "--workers", "2",
+                "--access-logfile", "-", "--graceful-timeout", "5"],
+    }
+
+
+def stop_all(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + 10
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def supervise(procs: dict[str, subprocess.Popen]) -> int:
+    stopping = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    while not stopping:
+        for name, proc in procs.items():
+            if name != "redis" and proc.poll() is not None:
+                say(f"{name} exited with code {proc.returncode}; stopping everything")
+                return 1
+        time.sleep(0.2)
+    say("stopping")
+    return 0
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    settings = settings_or_exit()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if not configured("SMTP_LISTEN") and os.geteuid() != 0:
+        env["SMTP_LISTEN"] = "0.0.0.0:2525"  # port 25 needs root; a non-root developer gets 2525
+    procs: dict[str, subprocess.Popen] = {}
+    redis = start_redis(settings.REDIS_URL, env)
+    if redis:
+        procs["redis"] = redis
+    try:
+        ensure_tls(settings, env)
+        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], check=True, env=env)
+        for name, command in child_commands(settings).items():
+            procs[name] = subprocess.Popen(command, env=env)
+        web_host, web_port = settings.WEB_LISTEN
+        smtp_host, smtp_port = settings.SMTP_LISTEN
+        say(f"running: SMTP on {env.get('SMTP_LISTEN', f'{smtp_host}:{smtp_port}')}, dashboard on "
+            f"http://{web_host}:{web_port}/, database {settings.DATABASE_URL}; Ctrl-C stops")
+        say("first time? create an admin: .venv/bin/flask --app wsgi create-admin --email you@example.com --password ...")
+        return supervise(procs)
+    finally:
+        stop_all({k: v for k, v in procs.items() if k != "redis"})
+        stop_all({k: v for k, v in procs.items() if k == "redis"})
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

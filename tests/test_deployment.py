@@ -1,0 +1,121 @@
+"""docker-compose.yml, Dockerfile and the Makefile: they parse and every command they run exists here."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import os
+import re
+
+import yaml
+
+from mailferry.settings import SETTINGS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVICES = {"postgres", "redis", "migrate", "web", "smtp", "worker"}
+
+
+def _compose() -> dict:
+    with open(os.path.join(ROOT, "docker-compose.yml"), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _requirement_names() -> set[str]:
+    with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as f:
+        return {re.split(r"[=<>\[ ]", line.strip(), maxsplit=1)[0].lower() for line in f if line.strip() and not line.startswith("#")}
+
+
+def _module_exists(dotted: str) -> bool:
+    path = os.path.join(ROOT, *dotted.split("."))
+    return os.path.isfile(path + ".py") or os.path.isfile(os.path.join(path, "__main__.py"))
+
+
+def _defines(path: str, name: str) -> bool:
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    return any(isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets)
+               for node in tree.body)
+
+
+def assert_command_exists(command: list[str]) -> None:
+    """The program is installed by requirements.txt (or is python) and its target is a file of this project."""
+    program, args = command[0], command[1:]
+    if program == "python":
+        if args[0] == "-m":
+            assert _module_exists(args[1]), f"python -m {args[1]}: no such module in the project"
+        else:
+            assert os.path.isfile(os.path.join(ROOT, args[0])), f"python {args[0]}: no such file"
+    elif program == "gunicorn":
+        assert "gunicorn" in _requirement_names()
+        module, _, attr = args[0].partition(":")
+        assert _defines(f"{module}.py", attr), f"gunicorn {args[0]}: {module}.py defines no {attr}"
+    elif program == "alembic":
+        assert "alembic" in _requirement_names()
+        ini = configparser.ConfigParser()
+        ini.read(os.path.join(ROOT, "alembic.ini"))
+        location = ini["alembic"]["script_location"].replace("%(here)s", ROOT)
+        assert os.path.isfile(os.path.join(ROOT, location, "env.py"))
+        assert os.listdir(os.path.join(ROOT, location, "versions"))
+    else:
+        raise AssertionError(f"unexpected program {program!r} in {command}")
+
+
+def test_compose_has_every_service_and_they_build_from_the_dockerfile():
+    compose = _compose()
+    assert set(compose["services"]) == SERVICES
+    assert os.path.isfile(os.path.join(ROOT, "Dockerfile"))
+    for name in SERVICES - {"postgres", "redis"}:
+        service = compose["services"][name]
+        assert service["build"] == "." and service["image"] == "mailferry:latest", name
+
+
+def test_every_service_command_exists_in_the_project():
+    for name in SERVICES - {"postgres", "redis"}:
+        assert_command_exists(_compose()["services"][name]["command"])
+
+
+def test_dockerfile_default_command_exists():
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        cmd = re.search(r"^CMD (\[.*\])$", f.read(), re.M).group(1)
+    assert_command_exists(ast.literal_eval(cmd))
+
+
+def test_redis_keeps_an_append_only_file():
+    command = _compose()["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+
+
+def test_ordering_migrate_runs_once_before_the_app():
+    services = _compose()["services"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("web", "smtp", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_smtp_publishes_port_25_to_the_port_it_listens_on():
+    services = _compose()["services"]
+    assert "25:2525" in services["smtp"]["ports"]
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        assert "SMTP_LISTEN=0.0.0.0:2525" in f.read()
+
+
+def test_worker_scales():
+    worker = _compose()["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+
+
+def test_environment_names_are_real_settings():
+    known = {s.name for s in SETTINGS}
+    for name in SERVICES - {"postgres", "redis"}:
+        for variable in _compose()["services"][name].get("environment", {}):
+            assert variable in known, f"{name}: {variable} is not a Mailferry setting"
+
+
+def test_makefile_targets_in_readme_exist():
+    with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as f:
+        targets = set(re.findall(r"^([a-z-]+):", f.read(), re.M))
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    for target in re.findall(r"`make ([a-z-]+)`", readme):
+        assert target in targets, f"README mentions make {target}, the Makefile has no such target"
