@@ -35,7 +35,7 @@ def test_slot_of_a_dead_worker_expires(redis_conn):
 
 def _grab(url: str, results) -> None:
     limiter = DomainLimiter(make_redis(url), max_connections=3, per_minute=1000)
-    results.extend(limiter.acquire("shared.test").granted for _ in range(5))
+    results.extend([limiter.acquire("shared.test").granted for _ in range(5)])
 
 
 def test_limit_holds_across_processes(redis_url):
