@@ -85,6 +85,7 @@ def test_null_sender_is_accepted_and_spooled_as_empty(server, db):
 def test_several_messages_in_one_session_each_get_their_own_id(server, db):
     ids = []
     with smtplib.SMTP(*server, timeout=10) as client:
+        client.ehlo("client.example.org")
         for n in range(3):
             client.mail("s@example.org")
             client.rcpt("john@alias.test")
