@@ -11,7 +11,7 @@ from mailferry.settings import Settings
 
 from . import replies
 from .content import check_content
-from .recipients import RecipientResolver
+from .recipients import RecipientResolver, is_mailbox
 from .spool import Incoming, Spooler, SpoolError, new_message_id
 
 logger = get_logger("smtp.inbound")
@@ -42,6 +42,8 @@ class InboundHandler:
         return lines
 
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
+        if address != NULL_SENDER and not is_mailbox(address):
+            return replies.MALFORMED_ADDRESS
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.OK_SENDER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, replace
 
@@ -15,6 +16,7 @@ from .routes import SRS_RETURN, Route
 from .srs import Srs, SrsError
 
 MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
+_DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,12 @@ class Resolution:
 def split_address(address: str) -> tuple[str, str]:
     local, _, domain = address.rpartition("@")
     return local, domain.rstrip(".").lower()
+
+
+def is_mailbox(address: str) -> bool:
+    """local@domain with both parts present and a syntactically valid domain (aiosmtpd accepts far less)."""
+    local, _, domain = address.rpartition("@")
+    return bool(local) and bool(_DOMAIN.match(domain)) and not any(c.isspace() for c in address)
 
 
 def lookup_candidates(local: str) -> list[str]:
