@@ -7,6 +7,7 @@ before accepting), stall on DATA until released (for crash tests), or offer STAR
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -74,3 +75,30 @@ class Sink:
     def stop(self) -> None:
         self.handler.stalling.clear()
         self.controller.stop()
+
+
+class Refuser:
+    """A host that answers every connection with one greeting (e.g. 421) and hangs up."""
+
+    def __init__(self, host: str, port: int, greeting: bytes = b"421 4.3.2 too busy, try another MX\r\n"):
+        self.greeting = greeting
+        self.connections = 0
+        self.sock = socket.create_server((host, port))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> "Refuser":
+        self.thread.start()
+        return self
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.sendall(self.greeting)
+
+    def stop(self) -> None:
+        self.sock.close()
