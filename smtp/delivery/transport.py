@@ -101,7 +101,7 @@ class DirectTransport:
         except smtplib.SMTPResponseException as exc:
             self._abort(client)
             raise SessionError(_reply(exc.smtp_code, exc.smtp_error)) from None
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, smtplib.SMTPException, ValueError) as exc:
             self._abort(client)
             raise SessionError(Reply(None, f"{where}: {exc or type(exc).__name__}")) from None
 
@@ -115,6 +115,7 @@ class DirectTransport:
             if self.require_tls:
                 raise SessionError(Reply(None, f"4.7.10 {host.name} does not offer STARTTLS and TLS is required"))
             return False
+        client._host = host.name  # smtplib sends SNI for the name given to SMTP(), which we bypass to pick the IP
         client.starttls(context=self.tls_context)
         client.ehlo()
         return True
