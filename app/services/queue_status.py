@@ -59,5 +59,32 @@ def rq_status(settings: Settings, redis: Redis | None = None) -> dict:
             conn.close()
 
 
-def queue_status(session: Session, settings: Settings, redis: Redis | None = None) -> dict:
-    return {**database_status(session), "rq": rq_status(settings, redis)}
+def queue_status(session: Session, settings: Settings, redis: Redis | None = None, recent: int = 0) -> dict:
+    status = {**database_status(session), "rq": rq_status(settings, redis)}
+    if recent:
+        status["recent"] = recent_messages(session, recent)
+    return status
+
+
+def recent_messages(session: Session, limit: int = 20) -> list[dict]:
+    """The newest messages with each destination's state, newest first."""
+    rows = session.scalars(select(Message).order_by(Message.received_at.desc(), Message.id).limit(limit))
+    return [message_dict(m) for m in rows]
+
+
+def message_dict(message: Message) -> dict:
+    return {
+        "id": message.id,
+        "received_at": message.received_at.isoformat() + "Z",
+        "mail_from": message.mail_from,
+        "rcpt_tos": list(message.rcpt_tos or []),
+        "size": message.size,
+        "state": message.state,
+        "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at.isoformat() + "Z" if message.next_attempt_at else None,
+        "deliveries": [
+            {"recipient": d.recipient, "destination": d.destination, "state": d.state, "attempts": d.attempts,
+             "last_code": d.last_code, "last_reply": d.last_reply, "route": d.route, "tls": d.tls}
+            for d in message.deliveries
+        ],
+    }
