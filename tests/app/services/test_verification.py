@@ -259,3 +259,22 @@ def test_force_is_for_admins_only(db, owner, admin, app_settings):
         report = verify_domain(s, domain, app_settings, force=True, actor=admin)
         assert report.verified and report.forced and not report.passed
         assert domain.force_verified and domain.verified
+
+
+def test_subdomain_inherits_the_parent_dmarc_policy(db, owner, app_settings, dns_server):
+    with db.session() as s:
+        domain_id = add_domain(s, "mail.sub.example.test", owner).id
+    dns_server.set("_dmarc.example.test", "TXT", "v=DMARC1; p=reject; sp=quarantine")
+    dmarc = verify(db, app_settings, domain_id).check("dmarc")
+    assert dmarc.ok and dmarc.why == "inherited from _dmarc.example.test: policy quarantine"
+
+
+def test_zone_lines_split_long_txt_values(db, owner, app_settings):
+    with db.session() as s:
+        domain = add_domain(s, NAME, owner)
+        generate_key(s, domain, app_settings.SECRET_KEY)
+        lines = {r.check: r.zone_line for r in expected_records(domain, app_settings)}
+    assert lines["mx"] == f"{NAME}. 3600 IN MX 10 {HOSTNAME}."
+    assert lines["dmarc"] == f'_dmarc.{NAME}. 3600 IN TXT "v=DMARC1; p=none"'
+    chunks = lines["dkim"].split(" IN TXT ")[1].split('" "')
+    assert len(chunks) == 2 and len(chunks[0].strip('"')) == 255
