@@ -174,7 +174,7 @@ def test_too_deep_spf_is_flagged(db, app_settings, good_domain, dns_server):
 def test_include_of_a_domain_without_spf_is_a_permerror(db, app_settings, good_domain, dns_server):
     dns_server.set(NAME, "TXT", "v=spf1 include:nospf.test -all")
     spf = verify(db, app_settings, good_domain).check("spf")
-    assert not spf.ok and "nospf.test (included) publishes no SPF record" in spf.why
+    assert not spf.ok and "nospf.test (include target) publishes no SPF record" in spf.why
 
 
 def test_server_address_comes_from_the_hostname_when_not_configured(db, app_settings, good_domain, dns_server):
