@@ -343,29 +343,35 @@ def run_checks(session: Session, domain: Domain, settings: Settings,
 
 # ---- storing the outcome ----
 
+def _last_known(domain: Domain, name: str) -> dict | None:
+    """The newest definite (not timed-out) stored result of one check."""
+    old = (domain.check_results or {}).get(name)
+    if old and old.get("temporary"):
+        return old.get("last_known")
+    return {"ok": old.get("ok"), "found": old.get("found"), "why": old.get("why")} if old else None
+
+
 def _update_broken_since(domain: Domain, checks: list[CheckResult], now: datetime) -> None:
     """A check that passed last time and fails now is broken since now; a pass clears it; an unknown
     (timeout) result changes nothing."""
-    previous = domain.check_results or {}
     broken = dict(domain.broken_since or {})
     for check in checks:
         if check.temporary:
             continue
         if check.ok:
             broken.pop(check.name, None)
-        elif check.name not in broken and previous.get(check.name, {}).get("ok"):
+        elif check.name not in broken and (_last_known(domain, check.name) or {}).get("ok"):
             broken[check.name] = now.isoformat() + "Z"
     domain.broken_since = broken
 
 
 def _store(domain: Domain, checks: list[CheckResult], now: datetime) -> None:
-    previous = domain.check_results or {}
     results = {}
     for check in checks:
         stored = check.to_dict()
-        old = previous.get(check.name)
-        if check.temporary and old and not old.get("temporary"):
-            stored["last_known"] = {"ok": old.get("ok"), "found": old.get("found"), "why": old.get("why")}
+        last = _last_known(domain, check.name)
+        if check.temporary and last:
+            stored["last_known"] = last
         results[check.name] = stored
     domain.check_results = results
     domain.last_check_at = now

@@ -278,3 +278,14 @@ def test_zone_lines_split_long_txt_values(db, owner, app_settings):
     assert lines["dmarc"] == f'_dmarc.{NAME}. 3600 IN TXT "v=DMARC1; p=none"'
     chunks = lines["dkim"].split(" IN TXT ")[1].split('" "')
     assert len(chunks) == 2 and len(chunks[0].strip('"')) == 255
+
+
+def test_a_timeout_between_pass_and_fail_still_records_the_break(db, app_settings, good_domain, dns_server):
+    assert verify(db, app_settings, good_domain).check("dmarc").ok
+    dns_server.drop(f"_dmarc.{NAME}")
+    assert verify(db, app_settings, good_domain).check("dmarc").temporary
+    assert verify(db, app_settings, good_domain).check("dmarc").temporary  # last_known survives two timeouts
+    dns_server.clear()
+    verify(db, app_settings, good_domain)
+    with db.session() as s:
+        assert set(s.get(Domain, good_domain).broken_since) == {"ownership", "mx", "spf", "dkim", "dmarc"}
