@@ -160,3 +160,14 @@ def test_expected_records_match_what_the_cli_prints(cli, cli_app):
         domain = s.query(Domain).one()
         assert [r["value"] for r in printed] == [r.value for r in expected_records(domain, cli_app.extensions[
             "mailferry.settings"])]
+
+
+def test_unmigrated_database_says_how_to_fix_it(tmp_path, redis_url):
+    from app import create_app
+
+    app = create_app(make_settings(DATABASE_URL=f"sqlite:///{tmp_path}/empty.db", REDIS_URL=redis_url))
+    result = app.test_cli_runner().invoke(args=["create-admin", "--email", "a@b.test", "--password", "password1"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("Error: database error: no such table: users "
+                                     "(the schema is missing: run `alembic upgrade head`)")
+    app.extensions["mailferry.db"].dispose()
