@@ -17,7 +17,14 @@ from .errors import EXISTS, FORBIDDEN, INVALID, NOT_FOUND, ServiceError
 
 ROLES = (ROLE_ADMIN, ROLE_OWNER)
 MIN_PASSWORD = 8
-_hasher = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
+
+
+def make_hasher() -> PasswordHasher:
+    """argon2-cffi's defaults: Argon2id with the RFC 9106 low-memory profile (t=3, m=64 MiB, p=4)."""
+    return PasswordHasher()
+
+
+_hasher = make_hasher()
 
 
 @cache

@@ -79,3 +79,13 @@ def test_admins_manage_users_but_keep_one_admin(db, owner, admin):
         update_user(s, s.get(User, owner.id), admin, role=ROLE_ADMIN)
         update_user(s, me, admin, active=False)
         assert not me.active and s.get(User, owner.id).is_admin
+
+
+def test_production_hasher_is_argon2id_with_owasp_minimum_cost():
+    from argon2 import Type
+
+    from app.services.users import make_hasher
+
+    hasher = make_hasher()
+    assert hasher.type is Type.ID
+    assert hasher.time_cost >= 2 and hasher.memory_cost >= 19 * 1024  # OWASP: m >= 19 MiB, t >= 2
