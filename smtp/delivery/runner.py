@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+from collections.abc import Callable, Sequence
 
+from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
@@ -39,17 +41,33 @@ def reconcile_once(ctx: context.Context) -> None:
         log(logger, logging.INFO, "reconciler re-enqueued messages", count=len(ids), message_ids=ids[:50])
 
 
-def _reconcile_forever(ctx: context.Context, interval: int, stop: threading.Event) -> None:
+# A periodic task gets (redis, queue, settings); it must itself make sure one run happens per interval
+# across all workers (e.g. with a Redis lock), since every worker calls it.
+Periodic = Callable[[Redis, Queue, Settings], object]
+
+
+def run_periodic(ctx: context.Context, tasks: Sequence[Periodic]) -> None:
+    for task in tasks:
+        try:
+            task(ctx.redis, ctx.queue, ctx.settings)
+        except Exception:  # an outage: the next round tries again
+            logger.exception("periodic task failed", extra={"task": getattr(task, "__name__", str(task))})
+
+
+def _reconcile_forever(ctx: context.Context, interval: int, stop: threading.Event,
+                       tasks: Sequence[Periodic]) -> None:
     while not stop.wait(interval):
         reconcile_once(ctx)
+        run_periodic(ctx, tasks)
 
 
-def run_worker(settings: Settings, burst: bool = False) -> None:
+def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Periodic] = ()) -> None:
     setup_logging(settings.LOG_LEVEL)
     ctx = context.configure(settings)
     reconcile_once(ctx)
+    run_periodic(ctx, periodic)
     stop = threading.Event()
-    thread = threading.Thread(target=_reconcile_forever, args=(ctx, settings.RECONCILE_INTERVAL, stop),
+    thread = threading.Thread(target=_reconcile_forever, args=(ctx, settings.RECONCILE_INTERVAL, stop, periodic),
                               name="reconciler", daemon=True)
     thread.start()
     log(logger, logging.INFO, "worker starting", queue=settings.RQ_QUEUE, worker_id=ctx.worker_id)
@@ -61,8 +79,8 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
         context.reset()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, periodic: Sequence[Periodic] = ()) -> None:
     parser = argparse.ArgumentParser(description="Mailferry delivery worker")
     parser.add_argument("--burst", action="store_true", help="process what is queued, then exit")
     args = parser.parse_args(argv)
-    run_worker(settings_or_exit(), burst=args.burst)
+    run_worker(settings_or_exit(), burst=args.burst, periodic=periodic)

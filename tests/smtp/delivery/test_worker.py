@@ -72,3 +72,22 @@ def test_worker_killed_mid_delivery_delivers_exactly_once_per_destination(world,
     assert len(one.messages) == 1 and len(two.messages) == 1
     assert [d.state for d in deliveries(db, message_id)] == [DELIVERED, DELIVERED]
     assert [len(attempts(db, d.id)) for d in deliveries(db, message_id)] == [1, 1]
+
+
+def test_worker_enqueues_and_runs_the_daily_reverification(world, db, workers):
+    from mailferry.models import Domain
+
+    domain_id = world.domain("alias.test")  # no records published on the loopback DNS
+    worker = workers()
+    wait_for(lambda: _checked(db, domain_id), timeout=30, what=f"re-verification; worker log:\n{worker.log()}")
+    with db.session() as s:
+        domain = s.get(Domain, domain_id)
+        assert domain.check_results["ownership"]["ok"] is False
+        assert domain.broken_since is not None
+
+
+def _checked(db, domain_id):
+    from mailferry.models import Domain
+
+    with db.session() as s:
+        return s.get(Domain, domain_id).last_check_at is not None
