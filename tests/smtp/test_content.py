@@ -42,3 +42,17 @@ def test_check_content_order_and_limits():
 ])
 def test_enhanced_codes_are_added_to_aiosmtpd_replies(raw, fixed):
     assert replies.with_enhanced_code(raw) == fixed
+
+
+@pytest.mark.parametrize("arg", [
+    "<a@example.org>", "<a.b+c@sub.example.org> SIZE=100", " <x-y_z@d.e>", "<A!#$%&'*+/=?^_`{|}~-@x.y>",
+    "<a..b@x.y>", "<.a@x.y>", "<a@x..y>", "<a@[1.2.3.4]>", '<"q s"@x.y>', "<>", "a@x.y", "<a@x.y", "<@r:a@x.y>",
+    "<a@-x.y>", "<a@x.y> BODY=8BITMIME", "<a@x.y>  (comment) SIZE=1", "<a@x.y>\tSIZE=1", " \t<a@x.y>",
+])
+def test_fast_address_parse_agrees_with_aiosmtpd(arg):
+    from aiosmtpd.smtp import SMTP
+
+    from smtp.protocol import InboundSMTP
+
+    protocol = InboundSMTP.__new__(InboundSMTP)  # _getaddr needs no connection state
+    assert protocol._getaddr(arg) == SMTP._getaddr(protocol, arg)
