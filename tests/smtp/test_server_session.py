@@ -240,3 +240,11 @@ def test_connection_dropped_during_data_spools_nothing(raw_client, db, server):
     assert data(other, HEADERS + b"whole").startswith("250 ")
     with db.session() as s:
         assert [m.raw for m in s.scalars(select(Message))] == [HEADERS + b"whole\r\n"]
+
+
+def test_junk_commands_are_limited_per_session(raw_client):
+    client = raw_client()
+    answers = [client.cmd("NOOP") for _ in range(101)]
+    assert answers[:100] == ["250 2.0.0 OK"] * 100
+    assert answers[100] == "421 4.7.0 NOOP sent too many times"
+    assert client.closed()
