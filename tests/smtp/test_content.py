@@ -56,3 +56,12 @@ def test_fast_address_parse_agrees_with_aiosmtpd(arg):
 
     protocol = InboundSMTP.__new__(InboundSMTP)  # _getaddr needs no connection state
     assert protocol._getaddr(arg) == SMTP._getaddr(protocol, arg)
+
+
+def test_loop_markers_from_the_header_section():
+    from smtp.content import loop_markers
+
+    raw = (b"X-Mailferry-Loop: John@Alias.test\r\nx-mailferry-loop:<team@alias.test> \r\nSubject: s\r\n\r\n"
+           b"X-Mailferry-Loop: body@alias.test\r\n")
+    assert loop_markers(raw) == {"john@alias.test", "team@alias.test"}
+    assert loop_markers(b"Subject: s\r\n\r\n") == set()

@@ -248,3 +248,16 @@ def test_junk_commands_are_limited_per_session(raw_client):
     assert answers[:100] == ["250 2.0.0 OK"] * 100
     assert answers[100] == "421 4.7.0 NOOP sent too many times"
     assert client.closed()
+
+
+def test_our_own_loop_marker_refuses_that_alias_only(raw_client, db):
+    marked = b"X-Mailferry-Loop: john@alias.test\r\n" + HEADERS + b"body"
+    client = raw_client()
+    session(client)
+    assert data(client, marked) == replies.MAIL_LOOP
+    session(client, rcpts=["John@alias.test", "team@alias.test"])
+    assert data(client, marked).startswith("250 ")
+    with db.session() as s:
+        message = s.scalars(select(Message)).one()
+        assert message.rcpt_tos == ["team@alias.test"]
+        assert sorted(d.destination for d in message.deliveries) == ["a@dest.test", "b@other.test"]
