@@ -39,9 +39,10 @@ def loop_markers(raw: bytes) -> set[str]:
 
 
 def check_content(raw: bytes, max_received: int) -> str | None:
-    """The refusal reply for a message that must not be accepted, or None when it may be spooled."""
-    if has_bare_line_ending(raw):
-        return replies.BARE_LINE_ENDING
+    """The refusal reply for a message that must not be accepted, or None when it may be spooled.
+
+    Bare CR/LF is refused earlier, while DATA is read (data_reader), chunk by chunk.
+    """
     if received_count(raw) > max_received:
         return replies.MAIL_LOOP
     return None
