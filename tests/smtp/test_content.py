@@ -64,3 +64,10 @@ def test_loop_markers_from_the_header_section():
            b"X-Mailferry-Loop: body@alias.test\r\n")
     assert loop_markers(raw) == {"john@alias.test", "team@alias.test"}
     assert loop_markers(b"Subject: s\r\n\r\n") == set()
+
+
+def test_header_section_is_capped(monkeypatch):
+    monkeypatch.setattr("smtp.content.HEADER_LIMIT", 64)
+    raw = b"Received: x\r\n" * 10 + b"\r\nbody\r\n"
+    assert header_section(raw) == raw[:64]
+    assert received_count(raw) == 5  # four whole lines and the start of a fifth
