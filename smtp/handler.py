@@ -17,6 +17,7 @@ from .spool import Incoming, Spooler, SpoolError, new_message_id
 
 logger = get_logger("smtp.inbound")
 NULL_SENDER = "<>"  # how aiosmtpd hands us MAIL FROM:<>; kept so its "need MAIL first" check still passes
+HARD_ERROR_LIMIT = 20  # refused RCPTs per connection before it is closed (Postfix: smtpd_hard_error_limit)
 EXTENSIONS_DROPPED = ("AUTH", "HELP")
 EXTENSIONS_ADDED = ("PIPELINING", "ENHANCEDSTATUSCODES")
 
@@ -72,6 +73,10 @@ class InboundHandler:
         if not resolution.accepted:
             log(logger, logging.INFO, "recipient refused", peer=peer_host(session), rcpt=address,
                 reply=resolution.reply)
+            server.refused_recipients += 1
+            if server.refused_recipients > HARD_ERROR_LIMIT:
+                server.close_after_reply()
+                return replies.TOO_MANY_ERRORS
             return resolution.reply
         if address.lower() not in (r.lower() for r in envelope.rcpt_tos):
             envelope.rcpt_tos.append(address)

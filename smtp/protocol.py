@@ -40,6 +40,7 @@ class InboundSMTP(SMTP):
         self._greeting_pending = True  # the greeting is the first push: no enhanced code on it
         self._in_helo = False
         self.busy = False  # set while a message is being committed; shutdown waits for it
+        self.refused_recipients = 0  # a session that guesses addresses is closed after HARD_ERROR_LIMIT
         super().__init__(handler, **kwargs)
 
     def _create_envelope(self) -> InboundEnvelope:
@@ -101,6 +102,11 @@ class InboundSMTP(SMTP):
         if match is None or rest.startswith("("):  # a comment after the address: the full parser's job
             return super()._getaddr(arg)
         return match.group(1), rest
+
+    def close_after_reply(self) -> None:
+        """Close once the reply being sent has left (transport.close flushes what is buffered)."""
+        if self.transport is not None:
+            self.loop.call_soon(self.transport.close)
 
     def data_received(self, data: bytes) -> None:
         if self.transport is not None:

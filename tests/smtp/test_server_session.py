@@ -261,3 +261,30 @@ def test_our_own_loop_marker_refuses_that_alias_only(raw_client, db):
         message = s.scalars(select(Message)).one()
         assert message.rcpt_tos == ["team@alias.test"]
         assert sorted(d.destination for d in message.deliveries) == ["a@dest.test", "b@other.test"]
+
+
+def test_a_session_guessing_addresses_is_closed(raw_client, db):
+    client = raw_client()
+    session(client)
+    client.send(b"".join(b"RCPT TO:<guess%d@alias.test>\r\n" % n for n in range(21)))
+    answers = [client.reply() for _ in range(21)]
+    assert answers[:20] == [replies.UNKNOWN_RECIPIENT] * 20
+    assert answers[20] == replies.TOO_MANY_ERRORS
+    assert client.closed()
+    assert message_count(db) == 0
+
+
+def test_shutdown_tells_open_sessions_421(world, settings, db):
+    from smtp.server import ServerThread
+    from tests.smtp.conftest import RawClient
+
+    thread = ServerThread(settings)
+    client = RawClient(thread.start())
+    try:
+        session(client)
+        thread.stop()
+        assert client.reply() == "421 4.3.2 mx.mailferry.test Service shutting down"
+        assert client.closed()
+    finally:
+        client.close()
+        thread.stop()
