@@ -5,6 +5,8 @@
 - The idle timer restarts on any bytes received, so a long DATA transfer is not cut off after
   SMTP_IDLE_TIMEOUT of total time; an idle session is told 421 4.4.2 before it is closed.
 - DATA is read in large chunks (see data_reader), not one `readuntil()` per line.
+- Plain `<local@domain>` addresses are parsed with one regex; anything else goes to aiosmtpd's RFC 5322
+  parser, which costs about as much per MAIL/RCPT as the rest of the command.
 - `command_size_limits` is a class-level dict in aiosmtpd that every new connection clears and every EHLO
   grows; here it is per connection.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 from typing import AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope
@@ -20,6 +23,9 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope
 from . import replies
 from .data_reader import read_data
 from .routes import Route
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ANGLE_ADDRESS = re.compile(rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
 
 
 class InboundEnvelope(Envelope):
@@ -34,6 +40,7 @@ class InboundSMTP(SMTP):
         self._greeting_pending = True  # the greeting is the first push: no enhanced code on it
         self._in_helo = False
         self.busy = False  # set while a message is being committed; shutdown waits for it
+        self.refused_recipients = 0  # a session that guesses addresses is closed after HARD_ERROR_LIMIT
         super().__init__(handler, **kwargs)
 
     def _create_envelope(self) -> InboundEnvelope:
@@ -88,6 +95,18 @@ class InboundSMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _SIMPLE_ANGLE_ADDRESS.match(arg) if arg else None
+        rest = arg[match.end():].lstrip(" \t") if match else ""
+        if match is None or rest.startswith("("):  # a comment after the address: the full parser's job
+            return super()._getaddr(arg)
+        return match.group(1), rest
+
+    def close_after_reply(self) -> None:
+        """Close once the reply being sent has left (transport.close flushes what is buffered)."""
+        if self.transport is not None:
+            self.loop.call_soon(self.transport.close)
 
     def data_received(self, data: bytes) -> None:
         if self.transport is not None:

@@ -19,6 +19,7 @@ RELAY_DENIED = "550 5.7.1 Relay access denied"
 BARE_LINE_ENDING = "550 5.6.11 Message contains bare CR or bare LF, use CRLF line endings"
 MAIL_LOOP = "554 5.4.6 Too many Received headers: mail loop"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+TOO_MANY_ERRORS = "421 4.7.0 Too many refused recipients, closing connection"
 IDLE_TIMEOUT = "421 4.4.2 {host} Idle timeout, closing connection"
 SHUTTING_DOWN = "421 4.3.2 {host} Service shutting down"
 

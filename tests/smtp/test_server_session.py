@@ -240,3 +240,51 @@ def test_connection_dropped_during_data_spools_nothing(raw_client, db, server):
     assert data(other, HEADERS + b"whole").startswith("250 ")
     with db.session() as s:
         assert [m.raw for m in s.scalars(select(Message))] == [HEADERS + b"whole\r\n"]
+
+
+def test_junk_commands_are_limited_per_session(raw_client):
+    client = raw_client()
+    answers = [client.cmd("NOOP") for _ in range(101)]
+    assert answers[:100] == ["250 2.0.0 OK"] * 100
+    assert answers[100] == "421 4.7.0 NOOP sent too many times"
+    assert client.closed()
+
+
+def test_our_own_loop_marker_refuses_that_alias_only(raw_client, db):
+    marked = b"X-Mailferry-Loop: john@alias.test\r\n" + HEADERS + b"body"
+    client = raw_client()
+    session(client)
+    assert data(client, marked) == replies.MAIL_LOOP
+    session(client, rcpts=["John@alias.test", "team@alias.test"])
+    assert data(client, marked).startswith("250 ")
+    with db.session() as s:
+        message = s.scalars(select(Message)).one()
+        assert message.rcpt_tos == ["team@alias.test"]
+        assert sorted(d.destination for d in message.deliveries) == ["a@dest.test", "b@other.test"]
+
+
+def test_a_session_guessing_addresses_is_closed(raw_client, db):
+    client = raw_client()
+    session(client)
+    client.send(b"".join(b"RCPT TO:<guess%d@alias.test>\r\n" % n for n in range(21)))
+    answers = [client.reply() for _ in range(21)]
+    assert answers[:20] == [replies.UNKNOWN_RECIPIENT] * 20
+    assert answers[20] == replies.TOO_MANY_ERRORS
+    assert client.closed()
+    assert message_count(db) == 0
+
+
+def test_shutdown_tells_open_sessions_421(world, settings, db):
+    from smtp.server import ServerThread
+    from tests.smtp.conftest import RawClient
+
+    thread = ServerThread(settings)
+    client = RawClient(thread.start())
+    try:
+        session(client)
+        thread.stop()
+        assert client.reply() == "421 4.3.2 mx.mailferry.test Service shutting down"
+        assert client.closed()
+    finally:
+        client.close()
+        thread.stop()

@@ -74,3 +74,25 @@ def test_mail_before_ehlo_after_starttls_is_refused(world, start_server, tmp_pat
         client.starttls(context=context)
         code, _ = client.docmd("MAIL", "FROM:<s@example.org>")
         assert code == 503  # RFC 3207: the session state is reset after TLS starts
+
+
+def test_failed_tls_handshake_closes_that_session_only(world, start_server, tmp_path):
+    from tests.smtp.conftest import RawClient
+
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    ensure_self_signed(cert, key, "mx.mailferry.test")
+    address = start_server(SMTP_TLS_CERT=cert, SMTP_TLS_KEY=key)
+    client = RawClient(address)
+    try:
+        client.cmd("EHLO c.example.org")
+        assert client.cmd("STARTTLS").startswith("220")
+        client.send(b"this is not a TLS ClientHello\r\n" * 4)
+        assert client.closed()
+    finally:
+        client.close()
+    other = RawClient(address)
+    try:
+        assert other.greeting.startswith("220 mx.mailferry.test")
+        assert "STARTTLS" in other.cmd("EHLO c.example.org")
+    finally:
+        other.close()
