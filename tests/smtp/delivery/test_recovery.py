@@ -25,11 +25,13 @@ def test_a_live_lease_keeps_other_workers_out(ctx, world, internet, db):
     internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
     sink = internet.sink("127.0.0.2")
     message_id = world.seed([route])
-    assert lease.claim(db, message_id, "other-worker", 60)
+    with db.session() as s:
+        assert lease.claim(s, message_id, "other-worker", 60)
 
     assert run(ctx, message_id) is None  # the owner schedules what comes next
     assert sink.messages == [] and deliveries(db, message_id)[0].attempts == 0
-    assert not lease.renew(db, message_id, ctx.worker_id, 60)
+    with db.session() as s:
+        assert not lease.renew(s, message_id, ctx.worker_id, 60)
 
 
 def test_an_expired_lease_is_taken_over(ctx, world, internet, db):
