@@ -64,18 +64,21 @@ def run(ctx: context.Context, message_id: str) -> datetime | None:
             log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
             return lease.waiting_until(s, message_id)
         snap = _load(s, message_id)
-    keys = ctx.keys
     unsettled: list[Attempt] = []
-    for domain, targets in _by_domain(snap.targets).items():
+    groups = list(_by_domain(snap.targets).items())
+    for i, (domain, targets) in enumerate(groups):
         if not held.keep():
             log(logger, logging.WARNING, "lease lost, leaving the message to its new owner", message_id=message_id)
             return None
-        for attempt in _deliver_domain(ctx, snap, domain, targets, keys):
-            _log_attempt(snap, attempt)
-            if classify(attempt.reply) == DELIVERED:
-                _commit_delivered(ctx, snap, attempt, held)
-            else:
-                unsettled.append(attempt)
+        for attempts, final in _deliver_domain(ctx, snap, domain, targets):
+            for attempt in attempts:
+                _log_attempt(snap, attempt)
+            delivered = [a for a in attempts if classify(a.reply) == DELIVERED]
+            unsettled += [a for a in attempts if a not in delivered]
+            if final and i == len(groups) - 1:
+                unsettled += delivered  # nothing is sent before the settling commit: record them there
+            elif delivered:
+                _commit_delivered(ctx, snap, delivered, held)  # before the next transaction is sent
     return _settle(ctx, snap, unsettled)
 
 
@@ -130,23 +133,24 @@ def _transactions(ctx: context.Context, snap: Snapshot, targets: list[Target], k
     return transactions
 
 
-def _deliver_domain(ctx: context.Context, snap: Snapshot, domain: str, targets: list[Target],
-                    keys: KeyCache) -> Iterator[Attempt]:
+def _deliver_domain(ctx: context.Context, snap: Snapshot, domain: str,
+                    targets: list[Target]) -> Iterator[tuple[list[Attempt], bool]]:
+    """Per transaction: its attempts, and whether it was the last one sent for this domain."""
     try:
         hosts = ctx.mx.lookup(domain)
     except MxError as exc:
-        for target in targets:
-            yield Attempt(target, Reply(exc.code, exc.text))
+        yield [Attempt(target, Reply(exc.code, exc.text)) for target in targets], True
         return
-    for result in ctx.transport.send(hosts, _transactions(ctx, snap, targets, keys)):
+    for result in ctx.transport.send(hosts, _transactions(ctx, snap, targets, ctx.keys)):
         members, signed = result.transaction.tag
-        for target in members:
-            yield Attempt(target, result.replies[target.destination], result.mx_host, result.tls, signed)
+        yield [Attempt(t, result.replies[t.destination], result.mx_host, result.tls, signed) for t in members], \
+            result.final
 
 
-def _commit_delivered(ctx: context.Context, snap: Snapshot, attempt: Attempt, held: lease.Holder) -> None:
+def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder) -> None:
     with ctx.db.session() as s:
-        record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings)
+        for attempt in attempts:
+            record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings)
         held.keep(s)
 
 
@@ -155,8 +159,11 @@ def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt]) -> da
     dsn = None
     with ctx.db.session() as s:
         message = locked_message(s, snap.id, ctx.worker_id)
-        if message is None:
+        if message is None:  # what was delivered stays delivered; the rest is the new owner's
             log(logger, logging.WARNING, "lease lost before settling", message_id=snap.id)
+            for attempt in attempts:
+                if classify(attempt.reply) == DELIVERED:
+                    record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings)
             return None
         failures = [f for a in attempts
                     if (f := record_attempt(s, a, now=now, received_at=snap.received_at, settings=ctx.settings))]
