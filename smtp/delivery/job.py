@@ -19,7 +19,7 @@ from mailferry.logs import log
 from mailferry.models import Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, PENDING
 from mailferry.queue import enqueue_messages
-from smtp.routes import domain_of
+from smtp.routes import FORWARD, domain_of
 
 from . import context, lease
 from .dsn import DSN_KIND, OriginalMessage, dsn_message
@@ -27,7 +27,7 @@ from .keys import KeyCache
 from .mx import MxError
 from .outcome import Reply, classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
-from .transform import Outbound, crlf_only, forward, received_header
+from .transform import Outbound, crlf_only, forward, loop_header, received_header
 from .transport import Transaction
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,8 @@ def _outbound(ctx: context.Context, snap: Snapshot, kind: str, alias_domain: str
         used_tls=snap.used_tls, received_at=snap.received_at,
         recipient=members[0].recipient if len(members) == 1 else None,
     )
+    if kind == FORWARD:
+        received += b"".join(loop_header(a) for a in dict.fromkeys(m.recipient.lower() for m in members))
     envelope = _envelope_from(ctx, snap.mail_from, alias_domain)
     return forward(snap.raw, envelope_from=envelope, received=received, key=keys.get(alias_domain))
 

@@ -34,6 +34,7 @@ def test_forward_is_srs_rewritten_dkim_signed_and_intact(ctx, world, internet, d
     assert prepended.startswith(b"DKIM-Signature: ") and b"\r\nReceived: from client.sender.test" in prepended
     assert b"by mx.mailferry.test (Mailferry) with ESMTP id " + message_id.encode() in prepended
     assert b"for <hello@alias.test>" in prepended
+    assert prepended.endswith(b"\r\nX-Mailferry-Loop: <hello@alias.test>\r\n")  # inbound's loop check reads it
     assert dkim_verifies(got.data, ctx.settings)
     assert b"d=alias.test" in prepended
 
