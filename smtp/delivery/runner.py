@@ -53,6 +53,9 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
                               name="reconciler", daemon=True)
     thread.start()
     log(logger, logging.INFO, "worker starting", queue=settings.RQ_QUEUE, worker_id=ctx.worker_id)
+    if settings.SMTP_DELIVERY_MODE != "direct":
+        log(logger, logging.WARNING, "this worker delivers direct to MX hosts only; relays are not used yet",
+            mode=settings.SMTP_DELIVERY_MODE)
     try:
         worker = DeliveryWorker([ctx.queue], connection=ctx.redis)
         worker.work(burst=burst, with_scheduler=True, logging_level=settings.LOG_LEVEL)
