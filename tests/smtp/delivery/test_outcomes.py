@@ -212,3 +212,18 @@ def test_undecryptable_key_still_delivers_unsigned(dsettings, world, internet, d
     run(ctx, message_id)
     assert b"DKIM-Signature" not in sink.messages[0].data
     assert deliveries(db, message_id)[0].state == DELIVERED
+
+
+def test_no_answer_to_the_final_dot_defers(dsettings, world, internet, db):
+    ctx = context.configure(dsettings.replace(SMTP_CONNECT_TIMEOUT=1, DELIVERY_LEASE=2))
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    sink.handler.stalling.set()
+    message_id = world.seed([route])
+
+    assert run(ctx, message_id) is not None
+    sink.handler.stalling.clear()
+    [delivery] = deliveries(db, message_id)
+    assert (delivery.state, delivery.last_code) == (DEFERRED, None)
+    assert "4.4.2" in delivery.last_reply and "timed out" in delivery.last_reply
