@@ -227,3 +227,16 @@ def test_no_answer_to_the_final_dot_defers(dsettings, world, internet, db):
     [delivery] = deliveries(db, message_id)
     assert (delivery.state, delivery.last_code) == (DEFERRED, None)
     assert "4.4.2" in delivery.last_reply and "timed out" in delivery.last_reply
+
+
+def test_non_ascii_address_needs_smtputf8(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "hello", "jürgen@old.test", "jürgen@new.test")
+    internet.mx("old.test", (10, "mx.old.test", "127.0.0.2"))
+    internet.mx("new.test", (10, "mx.new.test", "127.0.0.3"))
+    old, new = internet.sink("127.0.0.2"), internet.sink("127.0.0.3", smtputf8=True)
+    message_id = world.seed([route])
+
+    run(ctx, message_id)
+
+    assert old.messages == [] and new.messages[0].rcpt_tos == ("jürgen@new.test",)
+    assert [(d.state, d.last_code) for d in deliveries(db, message_id)] == [(BOUNCED, 553), (DELIVERED, 250)]
