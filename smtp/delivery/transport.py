@@ -53,6 +53,17 @@ def _reply(code: int, message: bytes | str) -> Reply:
     return Reply(code, " ".join(text.split()))
 
 
+def wire_address(address: str) -> str:
+    """The domain part as an IDNA A-label, so only a non-ASCII local part needs SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def _has_8bit(data: bytes) -> bool:
     return any(b > 127 for b in data)
 
@@ -144,20 +155,21 @@ class DirectTransport:
             options.append(f"SIZE={len(tx.data)}")
         if _has_8bit(tx.data) and client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        addresses = [tx.envelope_from, *tx.recipients]
+        sender, recipients = wire_address(tx.envelope_from), {r: wire_address(r) for r in tx.recipients}
+        addresses = [sender, *recipients.values()]
         if not all(a.isascii() for a in addresses):
             if not client.has_extn("smtputf8"):
                 refused = Reply(553, "5.6.7 destination does not support SMTPUTF8 for a non-ASCII address")
                 return {r: refused for r in tx.recipients}
             options.append("SMTPUTF8")
             client.command_encoding = "utf-8"
-        code, message = client.docmd("MAIL", f"FROM:<{tx.envelope_from}>{''.join(' ' + o for o in options)}")
+        code, message = client.docmd("MAIL", f"FROM:<{sender}>{''.join(' ' + o for o in options)}")
         if code != 250:
             self._reset(client)
             return {r: _reply(code, message) for r in tx.recipients}
         replies: dict[str, Reply] = {}
         for recipient in tx.recipients:
-            code, message = client.docmd("RCPT", f"TO:<{recipient}>")
+            code, message = client.docmd("RCPT", f"TO:<{recipients[recipient]}>")
             replies[recipient] = _reply(code, message)
         accepted = [r for r in tx.recipients if replies[r].code in (250, 251)]
         if not accepted:

@@ -240,3 +240,15 @@ def test_non_ascii_address_needs_smtputf8(ctx, world, internet, db):
 
     assert old.messages == [] and new.messages[0].rcpt_tos == ("jürgen@new.test",)
     assert [(d.state, d.last_code) for d in deliveries(db, message_id)] == [(BOUNCED, 553), (DELIVERED, 250)]
+
+
+def test_idn_destination_domain_goes_out_as_an_a_label(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@bücher.test")
+    internet.mx("xn--bcher-kva.test", (10, "mx.xn--bcher-kva.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")  # no SMTPUTF8 needed for an ASCII local part
+    message_id = world.seed([route])
+
+    run(ctx, message_id)
+
+    assert sink.messages[0].rcpt_tos == ("bob@xn--bcher-kva.test",)
+    assert deliveries(db, message_id)[0].state == DELIVERED
