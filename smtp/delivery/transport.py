@@ -31,6 +31,7 @@ class TransactionResult:
     replies: dict[str, Reply]
     mx_host: str = ""
     tls: bool = False
+    final: bool = False  # nothing more will be sent on this connection after this transaction
 
 
 @dataclass
@@ -52,15 +53,30 @@ def _reply(code: int, message: bytes | str) -> Reply:
     return Reply(code, " ".join(text.split()))
 
 
+def wire_address(address: str) -> str:
+    """The domain part as an IDNA A-label, so only a non-ASCII local part needs SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def _has_8bit(data: bytes) -> bool:
     return any(b > 127 for b in data)
 
 
 class DirectTransport:
-    def __init__(self, *, hostname: str, port: int, timeout: float, require_tls: bool):
+    def __init__(self, *, hostname: str, port: int, timeout: float, require_tls: bool,
+                 data_timeout: float | None = None):
         self.hostname = hostname
         self.port = port
         self.timeout = timeout
+        # RFC 5321 4.5.3.2 gives the reply to the final dot 10 minutes: a server still scanning the message
+        # must not be taken for dead, or the retry would deliver it twice.
+        self.data_timeout = max(timeout, data_timeout or timeout)
         self.require_tls = require_tls
         # Opportunistic STARTTLS (RFC 3207): MX certificates are not checked, as every MTA does without DANE/MTA-STS.
         self.tls_context = ssl.create_default_context()
@@ -83,8 +99,8 @@ class DirectTransport:
                     yield from self._run(session, pending)
                 finally:
                     self._close(session)
-        for tx in pending:
-            yield TransactionResult(tx, {r: last for r in tx.recipients}, last_host, False)
+        for i, tx in enumerate(pending):
+            yield TransactionResult(tx, {r: last for r in tx.recipients}, last_host, False, i == len(pending) - 1)
 
     def _open(self, host: MxHost, address: str) -> _Session:
         where = f"{host.name}[{address}]:{self.port}"
@@ -131,7 +147,7 @@ class DirectTransport:
                 yield TransactionResult(tx, {r: lost for r in tx.recipients}, session.host.name, session.tls)
                 return  # the rest try the next host
             pending.pop(0)
-            yield TransactionResult(tx, replies, session.host.name, session.tls)
+            yield TransactionResult(tx, replies, session.host.name, session.tls, final=not pending)
 
     def _transaction(self, client: smtplib.SMTP, tx: Transaction) -> dict[str, Reply]:
         options = []
@@ -139,30 +155,33 @@ class DirectTransport:
             options.append(f"SIZE={len(tx.data)}")
         if _has_8bit(tx.data) and client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        addresses = [tx.envelope_from, *tx.recipients]
+        sender, recipients = wire_address(tx.envelope_from), {r: wire_address(r) for r in tx.recipients}
+        addresses = [sender, *recipients.values()]
         if not all(a.isascii() for a in addresses):
             if not client.has_extn("smtputf8"):
                 refused = Reply(553, "5.6.7 destination does not support SMTPUTF8 for a non-ASCII address")
                 return {r: refused for r in tx.recipients}
             options.append("SMTPUTF8")
             client.command_encoding = "utf-8"
-        code, message = client.docmd("MAIL", f"FROM:<{tx.envelope_from}>{''.join(' ' + o for o in options)}")
+        code, message = client.docmd("MAIL", f"FROM:<{sender}>{''.join(' ' + o for o in options)}")
         if code != 250:
             self._reset(client)
             return {r: _reply(code, message) for r in tx.recipients}
         replies: dict[str, Reply] = {}
         for recipient in tx.recipients:
-            code, message = client.docmd("RCPT", f"TO:<{recipient}>")
+            code, message = client.docmd("RCPT", f"TO:<{recipients[recipient]}>")
             replies[recipient] = _reply(code, message)
         accepted = [r for r in tx.recipients if replies[r].code in (250, 251)]
         if not accepted:
             self._reset(client)
             return replies
+        client.sock.settimeout(self.data_timeout)
         try:
             code, message = client.data(tx.data)
         except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
             code, message = exc.smtp_code, exc.smtp_error
             self._reset(client)
+        client.sock.settimeout(self.timeout)
         for recipient in accepted:
             replies[recipient] = _reply(code, message)
         return replies
