@@ -1,7 +1,14 @@
-"""flask --app wsgi <command>: admin, domains, dkim, aliases, queue."""
+"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, queue."""
 
 from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    pass
+    from .admin import create_admin
+    from .aliases import aliases
+    from .dkim_keys import dkim
+    from .domains import domains
+    from .queue_status import queue
+
+    for command in (create_admin, domains, dkim, aliases, queue):
+        app.cli.add_command(command)

@@ -1,0 +1,25 @@
+"""flask create-admin --email E --password P"""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from app.extensions import get_db
+from app.services.users import ROLE_ADMIN, create_user
+
+from .output import cli_command, emit
+
+
+@click.command("create-admin")
+@click.option("--email", required=True, help="The admin's sign-in address.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="At least 8 characters (prompted when omitted).")
+@cli_command
+@with_appcontext
+def create_admin(email: str, password: str, as_json: bool) -> None:
+    """Create an admin account (sees every domain, manages users and the queue)."""
+    with get_db().session() as session:
+        user = create_user(session, email, password, role=ROLE_ADMIN)
+        data = {"id": user.id, "email": user.email, "role": user.role}
+    emit(as_json, data, f"Created admin {data['email']} (id {data['id']}).")

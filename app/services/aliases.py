@@ -1,0 +1,133 @@
+"""Aliases: add, list, update, delete; `*@domain` is the catch-all; several destinations each."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailferry.models import CATCH_ALL, Alias, Domain
+
+from .access import SYSTEM, Actor
+from .addresses import normalise_destination, split_address, validate_alias_local_part
+from .domains import get_domain, scoped
+from .errors import EXISTS, INVALID, NOT_FOUND, ServiceError
+
+MAX_DESTINATIONS = 20
+MAX_NOTE = 500
+
+
+def parse_destinations(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """'a@x.com, b@y.org' or a list -> normalised, de-duplicated addresses in the order given."""
+    items = value.replace(";", ",").replace("\n", ",").split(",") if isinstance(value, str) else list(value)
+    result: list[str] = []
+    for item in (i.strip() for i in items):
+        if item:
+            address = normalise_destination(item)
+            if address.lower() not in {r.lower() for r in result}:
+                result.append(address)
+    if not result:
+        raise ServiceError(INVALID, "at least one destination address is required", "destinations")
+    if len(result) > MAX_DESTINATIONS:
+        raise ServiceError(INVALID, f"at most {MAX_DESTINATIONS} destinations per alias", "destinations")
+    return result
+
+
+def _check_no_self_loop(alias_address: str, destinations: list[str]) -> None:
+    for destination in destinations:
+        if destination.lower() == alias_address.lower():
+            raise ServiceError(INVALID, f"{destination} would forward to itself", "destinations")
+
+
+def _check_note(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE:
+        raise ServiceError(INVALID, f"the note may have at most {MAX_NOTE} characters", "note")
+    return note
+
+
+def add_alias(session: Session, address: str, destinations: str | list[str], actor: Actor = SYSTEM,
+              note: str = "", enabled: bool = True) -> Alias:
+    """ADDRESS is local@domain or *@domain (the catch-all) on a domain the actor may see."""
+    local, domain_name = split_address(address)
+    domain = get_domain(session, domain_name, actor)
+    local_part = CATCH_ALL if local.strip() == CATCH_ALL else validate_alias_local_part(local)
+    targets = parse_destinations(destinations)
+    _check_no_self_loop(f"{local_part}@{domain.name}", targets)
+    if _find(session, domain, local_part) is not None:
+        raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", "address")
+    alias = Alias(domain_id=domain.id, local_part=local_part, destinations=targets, enabled=enabled,
+                  note=_check_note(note), forwarded_count=0, bounced_count=0)
+    session.add(alias)
+    try:
+        session.flush()
+    except IntegrityError:  # added concurrently between the check and the insert
+        raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", "address") from None
+    return alias
+
+
+def _find(session: Session, domain: Domain, local_part: str) -> Alias | None:
+    return session.scalar(select(Alias).where(Alias.domain_id == domain.id, Alias.local_part == local_part))
+
+
+def get_alias(session: Session, alias_id: int, actor: Actor = SYSTEM) -> Alias:
+    alias = session.scalar(scoped(select(Alias).join(Domain).where(Alias.id == alias_id), actor))
+    if alias is None:
+        raise ServiceError(NOT_FOUND, f"no alias #{alias_id}", "alias")
+    return alias
+
+
+def find_alias(session: Session, address: str, actor: Actor = SYSTEM) -> Alias:
+    local, domain_name = split_address(address)
+    domain = get_domain(session, domain_name, actor)
+    local_part = CATCH_ALL if local.strip() == CATCH_ALL else local.strip().lower()
+    alias = _find(session, domain, local_part)
+    if alias is None:
+        raise ServiceError(NOT_FOUND, f"no alias {local_part}@{domain.name}", "address")
+    return alias
+
+
+def list_aliases(session: Session, actor: Actor = SYSTEM, domain: Domain | None = None,
+                 search: str | None = None) -> list[Alias]:
+    query = scoped(select(Alias).join(Domain), actor)
+    if domain is not None:
+        query = query.where(Alias.domain_id == domain.id)
+    if search:
+        query = query.where(Alias.local_part.contains(search.strip().lower(), autoescape=True))
+    return list(session.scalars(query.order_by(Domain.name, Alias.local_part)))
+
+
+def update_alias(session: Session, alias: Alias, actor: Actor = SYSTEM, *, destinations: str | list[str] | None = None,
+                 enabled: bool | None = None, note: str | None = None) -> Alias:
+    get_alias(session, alias.id, actor)  # scoping check
+    if destinations is not None:
+        targets = parse_destinations(destinations)
+        _check_no_self_loop(alias.address, targets)
+        alias.destinations = targets
+    if enabled is not None:
+        alias.enabled = bool(enabled)
+    if note is not None:
+        alias.note = _check_note(note)
+    session.flush()
+    return alias
+
+
+def delete_alias(session: Session, alias: Alias, actor: Actor = SYSTEM) -> None:
+    get_alias(session, alias.id, actor)
+    session.delete(alias)
+    session.flush()
+
+
+def alias_dict(alias: Alias) -> dict:
+    return {
+        "id": alias.id,
+        "address": alias.address,
+        "domain": alias.domain.name,
+        "catch_all": alias.is_catch_all,
+        "destinations": list(alias.destinations),
+        "enabled": alias.enabled,
+        "note": alias.note,
+        "forwarded": alias.forwarded_count,
+        "bounced": alias.bounced_count,
+        "last_used_at": alias.last_used_at.isoformat() + "Z" if alias.last_used_at else None,
+    }

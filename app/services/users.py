@@ -1,0 +1,95 @@
+"""Accounts: create with an Argon2id hash, authenticate, change password, look up by email."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailferry.models import ROLE_ADMIN, ROLE_OWNER, User
+
+from .addresses import split_address
+from .errors import EXISTS, INVALID, NOT_FOUND, ServiceError
+
+ROLES = (ROLE_ADMIN, ROLE_OWNER)
+MIN_PASSWORD = 8
+_hasher = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a missing account costs the same time as a wrong password."""
+    return _hasher.hash("mailferry-timing-equaliser")
+
+
+def normalise_email(email: str, field: str = "email") -> str:
+    local, domain = split_address(email, field)
+    return f"{local.lower()}@{domain}"
+
+
+def check_password_strength(password: str, field: str = "password") -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise ServiceError(INVALID, f"the password needs at least {MIN_PASSWORD} characters", field)
+
+
+def find_user(session: Session, email: str) -> User | None:
+    try:
+        normalised = normalise_email(email)
+    except ServiceError:
+        return None
+    return session.scalar(select(User).where(func.lower(User.email) == normalised))
+
+
+def get_user_by_email(session: Session, email: str, field: str = "email") -> User:
+    user = find_user(session, email)
+    if user is None:
+        raise ServiceError(NOT_FOUND, f"no user with email {email.strip()!r}", field)
+    return user
+
+
+def create_user(session: Session, email: str, password: str, role: str = ROLE_OWNER) -> User:
+    if role not in ROLES:
+        raise ServiceError(INVALID, f"role must be one of {', '.join(ROLES)}", "role")
+    normalised = normalise_email(email)
+    check_password_strength(password)
+    if find_user(session, normalised) is not None:
+        raise ServiceError(EXISTS, f"a user with email {normalised} already exists", "email")
+    user = User(email=normalised, password_hash=_hasher.hash(password), role=role, active=True)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with this email and password, else None. Rehashes when the Argon2 parameters changed."""
+    user = find_user(session, email)
+    if user is None:
+        _verify(_dummy_hash(), password)
+        return None
+    if not _verify(user.password_hash, password) or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def change_password(session: Session, user: User, old_password: str, new_password: str) -> None:
+    if not _verify(user.password_hash, old_password):
+        raise ServiceError(INVALID, "the current password is wrong", "old_password")
+    set_password(session, user, new_password)
+
+
+def set_password(session: Session, user: User, new_password: str) -> None:
+    check_password_strength(new_password, "new_password")
+    user.password_hash = _hasher.hash(new_password)
+    session.flush()
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
