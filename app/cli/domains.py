@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import click
 from flask.cli import AppGroup
 
@@ -34,7 +32,7 @@ def add(name: str, owner: str, as_json: bool) -> None:
     with get_db().session() as session:
         user = get_user_by_email(session, owner, "owner")
         domain = add_domain(session, name, user)
-        data = {**domain_dict(domain), "records": [asdict(r) for r in expected_records(domain, get_settings())]}
+        data = {**domain_dict(domain), "records": [r.to_dict() for r in expected_records(domain, get_settings())]}
         lines = [f"Added {domain.name} (owner {user.email}). Publish these DNS records:",
                  *record_lines(expected_records(domain, get_settings())),
                  f"Then run: flask --app wsgi domains verify {domain.name}"]
@@ -58,7 +56,7 @@ def records(name: str, as_json: bool) -> None:
     """The DNS records NAME should publish."""
     with get_db().session() as session:
         found = expected_records(get_domain(session, name), get_settings())
-    emit(as_json, [asdict(r) for r in found], record_lines(found))
+    emit(as_json, [r.to_dict() for r in found], record_lines(found))
 
 
 def report_lines(report: VerificationReport) -> list[str]:

@@ -53,6 +53,18 @@ class ExpectedRecord:
     priority: int | None = None
     note: str = ""
 
+    @property
+    def zone_line(self) -> str:
+        """The record as a BIND zone-file line; TXT values split into 255-octet strings as DNS requires."""
+        if self.type == "MX":
+            return f"{self.name}. 3600 IN MX {self.priority} {self.value}."
+        chunks = [self.value[i:i + 255] for i in range(0, len(self.value), 255)] or [""]
+        quoted = " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
+        return f"{self.name}. 3600 IN TXT {quoted}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "zone_line": self.zone_line}
+
 
 @dataclass
 class CheckResult:
@@ -275,23 +287,41 @@ def _compare_dkim(tags: dict, key: DkimKey, record_name: str, found: list[str], 
     return CheckResult("dkim", True, found, expected, f"the active key (selector {key.selector}) is published")
 
 
+def _dmarc_at(resolver, name: str) -> tuple[list[str], list[str]]:
+    found = txt_records(resolver, f"_dmarc.{name}")
+    return found, [t for t in found if t.replace(" ", "").upper().startswith("V=DMARC1")]
+
+
 def check_dmarc(resolver, domain: Domain) -> CheckResult:
+    """The domain's own record, else the nearest parent's (the DMARCbis tree walk, without a public suffix list:
+    it stops above the registrable-looking two last labels)."""
     record_name = f"_dmarc.{domain.name}"
+    labels = domain.name.split(".")
     try:
-        found = txt_records(resolver, record_name)
+        found, dmarc = _dmarc_at(resolver, domain.name)
+        inherited_from = None
+        for i in range(1, len(labels) - 1):
+            if dmarc:
+                break
+            parent = ".".join(labels[i:])
+            _, dmarc = _dmarc_at(resolver, parent)
+            inherited_from = parent if dmarc else None
     except DnsTemporaryError as exc:
         return _temporary("dmarc", DMARC_RECORD, exc)
-    dmarc = [t for t in found if t.replace(" ", "").upper().startswith("V=DMARC1")]
     if not dmarc:
         return CheckResult("dmarc", False, found, DMARC_RECORD, f"no DMARC record at {record_name}")
     if len(dmarc) > 1:
         return CheckResult("dmarc", False, found, DMARC_RECORD, f"{len(dmarc)} DMARC records at {record_name}: "
                                                                 "receivers ignore them all; keep one")
-    policy = _tags(dmarc[0]).get("p", "").lower()
-    if policy not in DMARC_POLICIES:
-        return CheckResult("dmarc", False, found, DMARC_RECORD, "the DMARC record has no valid p= policy "
-                                                                "(none, quarantine or reject)")
-    return CheckResult("dmarc", True, found, DMARC_RECORD, f"DMARC policy p={policy}")
+    tags = _tags(dmarc[0])
+    policy = (tags.get("sp") or tags.get("p", "")) if inherited_from else tags.get("p", "")
+    if policy.lower() not in DMARC_POLICIES:
+        return CheckResult("dmarc", False, found or dmarc, DMARC_RECORD, "the DMARC record has no valid p= policy "
+                                                                         "(none, quarantine or reject)")
+    if inherited_from:
+        return CheckResult("dmarc", True, dmarc, DMARC_RECORD, f"inherited from _dmarc.{inherited_from}: "
+                                                               f"policy {policy.lower()}")
+    return CheckResult("dmarc", True, found, DMARC_RECORD, f"DMARC policy p={policy.lower()}")
 
 
 def run_checks(session: Session, domain: Domain, settings: Settings,

@@ -1,0 +1,57 @@
+"""Fixtures for app/ tests: settings pointed at the loopback DNS server, users, and a published zone."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.services.dkim_keys import generate_key
+from app.services.domains import add_domain
+from app.services.users import create_user
+from app.services.verification import expected_records
+from mailferry.models import ROLE_ADMIN
+from tests.conftest import make_settings
+
+SERVER_IP = "127.0.0.25"
+HOSTNAME = "mx.mailferry.test"
+
+
+@pytest.fixture
+def app_settings(db_url, dns_server):
+    return make_settings(DATABASE_URL=db_url, DNS_NAMESERVERS=dns_server.nameservers, DNS_TIMEOUT=1,
+                         SMTP_PUBLIC_IPS=SERVER_IP, SMTP_HOSTNAME=HOSTNAME)
+
+
+@pytest.fixture
+def owner(db):
+    with db.session() as s:
+        return create_user(s, "owner@people.test", "owner-password")
+
+
+@pytest.fixture
+def other_owner(db):
+    with db.session() as s:
+        return create_user(s, "other@people.test", "other-password")
+
+
+@pytest.fixture
+def admin(db):
+    with db.session() as s:
+        return create_user(s, "admin@people.test", "admin-password", role=ROLE_ADMIN)
+
+
+def publish(dns_server, records) -> None:
+    """Serve each expected record (ExpectedRecord or dict) from the loopback DNS server."""
+    for record in records:
+        r = record if isinstance(record, dict) else record.__dict__
+        value = f"{r['priority']} {r['value']}." if r["type"] == "MX" else r["value"]
+        dns_server.add(r["name"], r["type"], value)
+
+
+@pytest.fixture
+def good_domain(db, owner, dns_server, app_settings):
+    """example.test with a DKIM key and every expected record published; returns its id."""
+    with db.session() as s:
+        domain = add_domain(s, "example.test", owner)
+        generate_key(s, domain, app_settings.SECRET_KEY)
+        publish(dns_server, expected_records(domain, app_settings))
+        return domain.id
