@@ -23,9 +23,13 @@ aliases = AppGroup("aliases", help="Forwarding addresses: name@domain or *@domai
 def add(address: str, destinations: str, note: str, disabled: bool, as_json: bool) -> None:
     """Forward ADDRESS (name@domain, or *@domain for the catch-all) to DESTINATIONS (comma-separated)."""
     with get_db().session() as session:
-        data = alias_dict(add_alias(session, address, destinations, note=note, enabled=not disabled))
-    emit(as_json, data, f"{data['address']} -> {', '.join(data['destinations'])}"
-                        f"{'' if data['enabled'] else ' (disabled)'}")
+        alias = add_alias(session, address, destinations, note=note, enabled=not disabled)
+        data, verified = alias_dict(alias), alias.domain.verified
+    lines = [f"{data['address']} -> {', '.join(data['destinations'])}{'' if data['enabled'] else ' (disabled)'}"]
+    if not verified:
+        lines.append(f"Note: {data['domain']} is not verified yet, so its mail is refused until "
+                     f"`flask --app wsgi domains verify {data['domain']}` passes.")
+    emit(as_json, data, lines)
 
 
 @aliases.command("list")

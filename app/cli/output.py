@@ -35,6 +35,13 @@ def fail(as_json: bool, error: ServiceError, code: int = EXIT_ERROR) -> None:
     raise click.exceptions.Exit(code)
 
 
+def database_error_line(exc: SQLAlchemyError) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+        reason += " (the schema is missing: run `alembic upgrade head`)"
+    return f"database error: {reason}"
+
+
 def cli_command(func: Callable) -> Callable:
     """Adds --json and turns ServiceError / database failures into one line and a non-zero exit."""
 
@@ -45,7 +52,6 @@ def cli_command(func: Callable) -> Callable:
         except ServiceError as exc:
             fail(as_json, exc)
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            fail(as_json, ServiceError(UNAVAILABLE, f"database error: {reason}"))
+            fail(as_json, ServiceError(UNAVAILABLE, database_error_line(exc)))
 
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(wrapper)

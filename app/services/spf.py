@@ -62,7 +62,7 @@ class SpfEvaluator:
     def check_host(self, ip: str, domain: str, sender: str | None = None) -> SpfResult:
         state = _State(ip=ipaddress.ip_address(ip), sender=sender or f"postmaster@{domain}")
         try:
-            result, record, mechanism = self._check(state, domain.lower().rstrip("."), top=True)
+            result, record, mechanism = self._check(state, domain.lower().rstrip("."))
         except _PermError as exc:
             return SpfResult("permerror", str(exc), lookups=state.lookups)
         except _TempError as exc:
@@ -75,12 +75,13 @@ class SpfEvaluator:
 
     # ---- one record ----
 
-    def _check(self, state: _State, domain: str, top: bool = False) -> tuple[str, str, str]:
+    def _check(self, state: _State, domain: str, role: str = "") -> tuple[str, str, str]:
+        """role: "" for the domain asked about, else "include" or "redirect" (where no record is a permerror)."""
         records = spf_records(self._txt(domain))
         if not records:
-            if top:
+            if not role:
                 return "none", "", ""
-            raise _PermError(f"{domain} (included) publishes no SPF record")
+            raise _PermError(f"{domain} ({role} target) publishes no SPF record")
         if len(records) > 1:
             raise _PermError(f"{domain} publishes {len(records)} SPF records; receivers treat that as permerror")
         record = records[0]
@@ -101,9 +102,7 @@ class SpfEvaluator:
             target = self._expand(redirect, state, domain)
             self._count(state)
             state.chain.append(f"redirect={target}")
-            result, _, mechanism = self._check(state, target)
-            if result == "none":
-                raise _PermError(f"redirect target {target} publishes no SPF record")
+            result, _, mechanism = self._check(state, target, "redirect")
             return result, record, mechanism
         return "neutral", record, ""
 
@@ -146,7 +145,7 @@ class SpfEvaluator:
             raise _PermError(f"{domain}: include needs a domain")
         self._count(state)
         state.chain.append(f"include:{target}")
-        result, _, _ = self._check(state, target)
+        result, _, _ = self._check(state, target, "include")
         if result == "pass":
             return True
         state.chain.pop()

@@ -11,12 +11,20 @@ from sqlalchemy.orm import Session
 
 from mailferry.models import ROLE_ADMIN, ROLE_OWNER, User
 
+from .access import Actor
 from .addresses import split_address
-from .errors import EXISTS, INVALID, NOT_FOUND, ServiceError
+from .errors import EXISTS, FORBIDDEN, INVALID, NOT_FOUND, ServiceError
 
 ROLES = (ROLE_ADMIN, ROLE_OWNER)
 MIN_PASSWORD = 8
-_hasher = PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
+
+
+def make_hasher() -> PasswordHasher:
+    """argon2-cffi's defaults: Argon2id with the RFC 9106 low-memory profile (t=3, m=64 MiB, p=4)."""
+    return PasswordHasher()
+
+
+_hasher = make_hasher()
 
 
 @cache
@@ -93,3 +101,34 @@ def _verify(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password or "")
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.is_admin:
+        raise ServiceError(FORBIDDEN, "only an admin can manage users")
+
+
+def list_users(session: Session, actor: Actor) -> list[User]:
+    _require_admin(actor)
+    return list(session.scalars(select(User).order_by(User.email)))
+
+
+def update_user(session: Session, user: User, actor: Actor, *, role: str | None = None,
+                active: bool | None = None) -> User:
+    """Admins change roles and (de)activate accounts; the last active admin cannot be demoted or deactivated."""
+    _require_admin(actor)
+    if role is not None and role not in ROLES:
+        raise ServiceError(INVALID, f"role must be one of {', '.join(ROLES)}", "role")
+    losing_admin = user.is_admin and user.active and (role == ROLE_OWNER or active is False)
+    if losing_admin and _active_admins(session) <= 1:
+        raise ServiceError(INVALID, "this is the last active admin; make another admin first", "role")
+    if role is not None:
+        user.role = role
+    if active is not None:
+        user.active = bool(active)
+    session.flush()
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    return session.scalar(select(func.count()).where(User.role == ROLE_ADMIN, User.active)) or 0

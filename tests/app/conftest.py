@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import PasswordHasher
 
+from app.services import users
 from app.services.dkim_keys import generate_key
 from app.services.domains import add_domain
 from app.services.users import create_user
@@ -13,6 +15,13 @@ from tests.conftest import make_settings
 
 SERVER_IP = "127.0.0.25"
 HOSTNAME = "mx.mailferry.test"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """Argon2id with minimal cost: the same code path and hash format, without ~300 ms per hash on a busy CI box.
+    test_users checks the production parameters separately."""
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

@@ -75,7 +75,8 @@ def test_plain_output_is_readable(cli, dns_server):
     assert "not verified; mail is refused" in failed
     assert "[FAIL] mx        example.test has no MX record" in failed
     assert f"expected: 10 {HOSTNAME}" in failed
-    assert "sales@example.test -> a@mail.test" in cli("aliases", "add", "sales@example.test", "a@mail.test").stdout
+    alias = cli("aliases", "add", "sales@example.test", "a@mail.test").stdout
+    assert "sales@example.test -> a@mail.test" in alias and "example.test is not verified yet" in alias
 
 
 def test_force_marks_verified(cli, cli_app):
@@ -160,3 +161,14 @@ def test_expected_records_match_what_the_cli_prints(cli, cli_app):
         domain = s.query(Domain).one()
         assert [r["value"] for r in printed] == [r.value for r in expected_records(domain, cli_app.extensions[
             "mailferry.settings"])]
+
+
+def test_unmigrated_database_says_how_to_fix_it(tmp_path, redis_url):
+    from app import create_app
+
+    app = create_app(make_settings(DATABASE_URL=f"sqlite:///{tmp_path}/empty.db", REDIS_URL=redis_url))
+    result = app.test_cli_runner().invoke(args=["create-admin", "--email", "a@b.test", "--password", "password1"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("Error: database error: no such table: users "
+                                     "(the schema is missing: run `alembic upgrade head`)")
+    app.extensions["mailferry.db"].dispose()

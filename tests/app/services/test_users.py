@@ -1,7 +1,14 @@
 import pytest
 
 from app.services.errors import ServiceError
-from app.services.users import authenticate, change_password, create_user, get_user_by_email
+from app.services.users import (
+    authenticate,
+    change_password,
+    create_user,
+    get_user_by_email,
+    list_users,
+    update_user,
+)
 from mailferry.models import ROLE_ADMIN, User
 
 
@@ -57,3 +64,28 @@ def test_change_password(db):
         with pytest.raises(ServiceError) as err:
             get_user_by_email(s, "eve@example.test")
         assert err.value.code == "not_found"
+
+
+def test_admins_manage_users_but_keep_one_admin(db, owner, admin):
+    with db.session() as s:
+        with pytest.raises(ServiceError) as err:
+            list_users(s, owner)
+        assert err.value.code == "forbidden"
+        assert [u.email for u in list_users(s, admin)] == ["admin@people.test", "owner@people.test"]
+        me = s.get(User, admin.id)
+        with pytest.raises(ServiceError) as err:
+            update_user(s, me, admin, role="owner")
+        assert "last active admin" in err.value.message
+        update_user(s, s.get(User, owner.id), admin, role=ROLE_ADMIN)
+        update_user(s, me, admin, active=False)
+        assert not me.active and s.get(User, owner.id).is_admin
+
+
+def test_production_hasher_is_argon2id_with_owasp_minimum_cost():
+    from argon2 import Type
+
+    from app.services.users import make_hasher
+
+    hasher = make_hasher()
+    assert hasher.type is Type.ID
+    assert hasher.time_cost >= 2 and hasher.memory_cost >= 19 * 1024  # OWASP: m >= 19 MiB, t >= 2

@@ -174,7 +174,7 @@ def test_too_deep_spf_is_flagged(db, app_settings, good_domain, dns_server):
 def test_include_of_a_domain_without_spf_is_a_permerror(db, app_settings, good_domain, dns_server):
     dns_server.set(NAME, "TXT", "v=spf1 include:nospf.test -all")
     spf = verify(db, app_settings, good_domain).check("spf")
-    assert not spf.ok and "nospf.test (included) publishes no SPF record" in spf.why
+    assert not spf.ok and "nospf.test (include target) publishes no SPF record" in spf.why
 
 
 def test_server_address_comes_from_the_hostname_when_not_configured(db, app_settings, good_domain, dns_server):
@@ -278,3 +278,14 @@ def test_zone_lines_split_long_txt_values(db, owner, app_settings):
     assert lines["dmarc"] == f'_dmarc.{NAME}. 3600 IN TXT "v=DMARC1; p=none"'
     chunks = lines["dkim"].split(" IN TXT ")[1].split('" "')
     assert len(chunks) == 2 and len(chunks[0].strip('"')) == 255
+
+
+def test_a_timeout_between_pass_and_fail_still_records_the_break(db, app_settings, good_domain, dns_server):
+    assert verify(db, app_settings, good_domain).check("dmarc").ok
+    dns_server.drop(f"_dmarc.{NAME}")
+    assert verify(db, app_settings, good_domain).check("dmarc").temporary
+    assert verify(db, app_settings, good_domain).check("dmarc").temporary  # last_known survives two timeouts
+    dns_server.clear()
+    verify(db, app_settings, good_domain)
+    with db.session() as s:
+        assert set(s.get(Domain, good_domain).broken_since) == {"ownership", "mx", "spf", "dkim", "dmarc"}

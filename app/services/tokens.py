@@ -1,0 +1,62 @@
+"""API tokens: the secret is shown once at creation; only its SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailferry.models import ApiToken, User, utcnow
+
+from .access import Actor
+from .errors import INVALID, NOT_FOUND, ServiceError
+
+TOKEN_PREFIX = "mf_"
+MAX_NAME = 100
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """(the stored token, the secret to show once)."""
+    name = (name or "").strip()
+    if len(name) > MAX_NAME:
+        raise ServiceError(INVALID, f"the token name may have at most {MAX_NAME} characters", "name")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=_digest(secret), prefix=secret[:10])
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def authenticate_token(session: Session, secret: str) -> User | None:
+    """The active user a bearer secret belongs to, else None; records when the token was last used."""
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        return None
+    digest = _digest(secret)
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    if token is None or not hmac.compare_digest(token.token_hash, digest) or not token.user.active:
+        return None
+    token.last_used_at = utcnow()
+    return token.user
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, token_id: int, actor: Actor) -> None:
+    """Owners revoke their own tokens; admins any."""
+    query = select(ApiToken).where(ApiToken.id == token_id)
+    if not actor.is_admin:
+        query = query.where(ApiToken.user_id == actor.id)
+    token = session.scalar(query)
+    if token is None:
+        raise ServiceError(NOT_FOUND, f"no API token #{token_id}", "token")
+    session.delete(token)
+    session.flush()
