@@ -7,8 +7,8 @@ from werkzeug.exceptions import HTTPException
 
 from app.auth.session_user import SessionUser
 from app.extensions import get_db
-from app.services.api_tokens import user_for_token
 from app.services.errors import ServiceError
+from app.services.tokens import authenticate_token
 
 from . import bp
 
@@ -30,7 +30,7 @@ def authenticate():
     if scheme.lower() != "bearer" or not secret.strip():
         return error(401, "unauthorized", "send an API token as 'Authorization: Bearer <token>'")
     with get_db().session() as s:
-        user = user_for_token(s, secret.strip())
+        user = authenticate_token(s, secret.strip())
         g.api_actor = SessionUser(user) if user is not None else None
     if g.api_actor is None:
         return error(401, "unauthorized", "the API token is unknown or revoked")

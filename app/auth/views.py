@@ -3,8 +3,8 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.extensions import get_db, get_redis, get_settings
-from app.services import api_tokens, users
+from app.extensions import actor, get_db, get_redis, get_settings
+from app.services import tokens, users
 from app.services.errors import ServiceError
 from app.services.login_limit import LoginLimiter
 from app.web import apply_error
@@ -97,8 +97,8 @@ def account():
 
 def _account_page(form, token_form, new_secret: str | None = None, status: int = 200):
     with get_db().session() as s:
-        tokens = api_tokens.list_tokens(s, current_user.id)
-        return render_template("auth/account.html", form=form, token_form=token_form, tokens=tokens,
+        rows = tokens.list_tokens(s, s.get(User, current_user.id))
+        return render_template("auth/account.html", form=form, token_form=token_form, tokens=rows,
                                new_secret=new_secret), status
 
 
@@ -109,7 +109,7 @@ def create_token():
     if token_form.validate_on_submit():
         try:
             with get_db().session() as s:
-                _token, secret = api_tokens.create_token(s, current_user.id, token_form.name.data)
+                _token, secret = tokens.create_token(s, s.get(User, current_user.id), token_form.name.data)
             return _account_page(PasswordForm(prefix="pw", formdata=None), TokenForm(prefix="token", formdata=None),
                                  new_secret=secret)
         except ServiceError as exc:
@@ -121,6 +121,6 @@ def create_token():
 @login_required
 def revoke_token(token_id: int):
     with get_db().session() as s:
-        api_tokens.revoke_token(s, current_user.id, token_id)
+        tokens.revoke_token(s, token_id, actor())
     flash("Token revoked.")
     return redirect(url_for("auth.account"))

@@ -11,8 +11,9 @@ import re
 import pytest
 
 from app import create_app
-from app.services.api_tokens import create_token
 from app.services.domains import add_domain
+from app.services.tokens import create_token
+from mailferry.models import User
 from smtp.routes import Route, build_message
 
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -108,7 +109,7 @@ class Api:
 
 def api_for(app, db, user) -> Api:
     with db.session() as s:
-        _token, secret = create_token(s, user.id, "test")
+        _token, secret = create_token(s, s.get(User, user.id), "test")
     return Api(app, secret)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from app.services.aliases import add_alias
 from app.services.dkim_keys import generate_key
-from mailferry.models import Domain
+from mailferry.models import Domain, User
 from tests.app.web_fixtures import Api, seed_message
 
 
@@ -158,9 +158,9 @@ def test_openapi_document_matches_the_registered_routes(web_app):
 
 def test_token_records_last_use(owner_api, owner, db):
     owner_api("GET", "/domains", status=200)
-    from app.services.api_tokens import list_tokens
+    from app.services.tokens import list_tokens
     with db.session() as s:
-        assert list_tokens(s, owner.id)[0].last_used_at is not None
+        assert list_tokens(s, s.get(User, owner.id))[0].last_used_at is not None
 
 
 def test_owner_cannot_add_domain_for_someone_else_via_api(owner_api, other_owner, db):

@@ -3,6 +3,7 @@ import logging
 import pytest
 
 from app.services.users import authenticate
+from mailferry.models import User
 from tests.app.web_fixtures import Browser, make_web_app
 
 
@@ -149,9 +150,9 @@ def test_token_name_error_next_to_the_field(owner_browser):
 
 
 def test_another_owner_cannot_revoke_my_token(owner_browser, other_browser, db, owner):
-    from app.services.api_tokens import create_token, list_tokens
+    from app.services.tokens import create_token, list_tokens
     with db.session() as s:
-        token, _ = create_token(s, owner.id, "mine")
+        token, _ = create_token(s, s.get(User, owner.id), "mine")
     assert other_browser.post(f"/account/tokens/{token.id}/revoke", csrf_page="/account").status_code == 404
     with db.session() as s:
-        assert len(list_tokens(s, owner.id)) == 1
+        assert len(list_tokens(s, s.get(User, owner.id))) == 1
