@@ -49,6 +49,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from .admin import bp as admin_bp
     from .aliases import bp as aliases_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
@@ -59,7 +60,7 @@ def register_blueprints(app: Flask) -> None:
     from .stats import bp as stats_bp
     from .web import register_error_pages, security_headers
 
-    for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, messages_bp, stats_bp):
+    for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, messages_bp, stats_bp, admin_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)  # token-authenticated, no cookies: CSRF does not apply
     app.register_blueprint(api_bp, url_prefix="/api/v1")
