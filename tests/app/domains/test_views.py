@@ -132,3 +132,35 @@ def test_delete_domain(owner_browser, owner_domain, db):
     assert owner_browser.post(f"/domains/{owner_domain}/delete", csrf_page="/").status_code == 302
     with db.session() as s:
         assert s.get(Domain, owner_domain) is None
+
+
+
+@pytest.mark.parametrize("check, breaks", [
+    ("spf", lambda dns, name: dns.set(name, "TXT", f"v=spf1 ip4:{SERVER_IP} -all", "v=spf1 a -all")),
+    ("spf", lambda dns, name: dns.set(name, "TXT", "v=spf1 ip4:198.51.100.7 -all")),
+    ("dmarc", lambda dns, name: dns.remove(f"_dmarc.{name}")),
+    ("mx", lambda dns, name: dns.set(name, "MX", "10 mx.elsewhere.test.")),
+    ("ownership", lambda dns, name: dns.remove(f"_mailferry.{name}")),
+])
+def test_each_broken_record_fails_alone_with_a_reason(owner_browser, good_domain, dns_server, db, check, breaks):
+    with db.session() as s:
+        breaks(dns_server, s.get(Domain, good_domain).name)
+    owner_browser.post(f"/domains/{good_domain}/verify", csrf_page="/")
+    html = owner_browser.get(f"/domains/{good_domain}").get_data(as_text=True)
+    rows = dict(re.findall(r'<tr class="check" data-check="(\w+)">(.*?)</tr>', html, re.S))
+    failing = {name for name, row in rows.items() if 'class="fail"' in row}
+    assert failing == {check}
+    why = re.findall(r"<td>(.*?)</td>", rows[check], re.S)[-1].strip()
+    assert len(why) > 10, why
+
+
+def test_wrong_dkim_key_fails(owner_browser, good_domain, dns_server, db):
+    with db.session() as s:
+        domain = s.get(Domain, good_domain)
+        key = domain.dkim_keys[0]
+        dns_server.set(f"{key.selector}._domainkey.{domain.name}", "TXT",
+                       "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwrongkey")
+    owner_browser.post(f"/domains/{good_domain}/verify", csrf_page="/")
+    html = owner_browser.get(f"/domains/{good_domain}").get_data(as_text=True)
+    row = dict(re.findall(r'<tr class="check" data-check="(\w+)">(.*?)</tr>', html, re.S))["dkim"]
+    assert 'class="fail"' in row and "wrongkey" in row
