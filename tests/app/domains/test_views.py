@@ -134,7 +134,6 @@ def test_delete_domain(owner_browser, owner_domain, db):
         assert s.get(Domain, owner_domain) is None
 
 
-
 @pytest.mark.parametrize("check, breaks", [
     ("spf", lambda dns, name: dns.set(name, "TXT", f"v=spf1 ip4:{SERVER_IP} -all", "v=spf1 a -all")),
     ("spf", lambda dns, name: dns.set(name, "TXT", "v=spf1 ip4:198.51.100.7 -all")),
