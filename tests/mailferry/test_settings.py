@@ -109,9 +109,15 @@ def _run_entry(args: list[str], env: dict[str, str], cwd: str) -> subprocess.Com
     return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
 
 
-def test_entry_point_exits_2_with_one_line(tmp_path):
-    result = _run_entry(["-m", "flask", "--app", "wsgi", "routes"], {"SMTP_PORT": "not-a-port"}, ROOT)
-    assert result.returncode == 2
+@pytest.mark.parametrize("args", [
+    ["-m", "smtp"],
+    ["worker.py"],
+    ["-m", "flask", "--app", "wsgi", "routes"],
+    ["-m", "alembic", "upgrade", "head"],
+])
+def test_entry_points_exit_2_with_one_line(args):
+    result = _run_entry(args, {"SMTP_PORT": "not-a-port"}, ROOT)
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == ["mailferry: configuration error: SMTP_PORT: expected an integer, got 'not-a-port'"]
 

@@ -1,0 +1,1 @@
+"""Routing policy shared by every worker: relay circuit breakers, per-destination limits, smart route choice."""

@@ -1,0 +1,67 @@
+"""Per destination domain limits shared by all workers through Redis: concurrent connections and new
+connections per minute. Over a limit the caller defers the delivery a little; it never fails it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from redis import Redis
+
+# KEYS: concurrency zset, rate zset. ARGV: now, token, max_conn, per_minute, slot_ttl.
+# Returns {1, 0} when granted, {0, seconds_to_wait} when not.
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tostring(math.min(5, math.max(1, tonumber(first[2]) - now)))}
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {0, tostring(math.max(1, tonumber(oldest[2]) + 60 - now))}
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]) + 60)
+redis.call('EXPIRE', KEYS[2], 120)
+return {1, '0'}
+"""
+
+
+@dataclass(frozen=True)
+class Grant:
+    granted: bool
+    token: str = ""
+    retry_after: float = 0.0  # seconds to wait before asking again, when not granted
+
+
+class DomainLimiter:
+    """`acquire(domain)` before opening a connection to a destination domain, `release` after closing it.
+
+    A slot held by a worker that died expires after `slot_ttl` seconds, so a crash cannot leak capacity.
+    """
+
+    def __init__(self, redis: Redis, max_connections: int, per_minute: int, slot_ttl: int = 600,
+                 prefix: str = "mf:limit:"):
+        self.redis, self.max_connections, self.per_minute = redis, max_connections, per_minute
+        self.slot_ttl, self.prefix = slot_ttl, prefix
+
+    def acquire(self, domain: str, now: float | None = None) -> Grant:
+        now = time.time() if now is None else now
+        token = uuid.uuid4().hex
+        granted, wait = self.redis.eval(
+            _ACQUIRE, 2, f"{self.prefix}conn:{domain}", f"{self.prefix}rate:{domain}",
+            repr(now), token, self.max_connections, self.per_minute, self.slot_ttl,
+        )
+        return Grant(True, token) if int(granted) else Grant(False, retry_after=float(wait))
+
+    def release(self, domain: str, grant: Grant) -> None:
+        if grant.granted:
+            self.redis.zrem(f"{self.prefix}conn:{domain}", grant.token)
+
+    def in_use(self, domain: str, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        return int(self.redis.zcount(f"{self.prefix}conn:{domain}", now, "+inf"))

@@ -1,0 +1,64 @@
+"""`make run`'s supervisor: it starts Redis when none answers, migrates SQLite, runs SMTP + worker + dashboard,
+and stops all of them on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import urllib.request
+
+from tests.support.net import free_port, wait_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_runs_everything_and_stops_on_ctrl_c(tmp_path):
+    smtp_port, web_port, redis_port = free_port(), free_port(), free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/mailferry.db",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",  # nothing listens there: dev_run starts its own
+        "SMTP_LISTEN": f"127.0.0.1:{smtp_port}",
+        "WEB_LISTEN": f"127.0.0.1:{web_port}",
+        "SMTP_HOSTNAME": "mx.dev.test",
+        "SMTP_TLS_CERT": "", "SMTP_TLS_KEY": "",
+    }
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_port("127.0.0.1", redis_port, timeout=30)
+        wait_port("127.0.0.1", smtp_port, timeout=60)
+        wait_port("127.0.0.1", web_port, timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=10) as response:
+            assert json.load(response) == {"status": "ok"}
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+            code, banner = client.ehlo()
+            assert code == 250 and banner.startswith(b"mx.dev.test")
+            assert client.has_extn("starttls")  # the self-signed development certificate
+            client.starttls()
+            assert client.noop()[0] == 250
+        assert os.path.exists(tmp_path / "mailferry.db")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=40)[0].decode(errors="replace")
+    assert proc.returncode == 0, output
+    assert "started Redis" in output
+    for port in (smtp_port, web_port, redis_port):
+        try:
+            wait_port("127.0.0.1", port, timeout=0.5)
+            raise AssertionError(f"port {port} still open after Ctrl-C:\n{output}")
+        except TimeoutError:
+            pass
+
+
+def test_bad_setting_stops_before_starting_anything(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SMTP_MAX_RECIPIENTS": "lots"}
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "mailferry: configuration error: SMTP_MAX_RECIPIENTS: expected an integer, got 'lots'"
