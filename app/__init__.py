@@ -58,7 +58,7 @@ def register_blueprints(app: Flask) -> None:
     from .health import bp as health_bp
     from .messages import bp as messages_bp
     from .stats import bp as stats_bp
-    from .web import register_error_pages, security_headers
+    from .web import register_error_pages, route_label, security_headers
 
     for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, messages_bp, stats_bp, admin_bp):
         app.register_blueprint(blueprint)
@@ -66,6 +66,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     register_error_pages(app)
     app.after_request(security_headers)
+    app.add_template_filter(route_label)
 
 
 def register_cli(app: Flask) -> None:

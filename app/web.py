@@ -42,3 +42,9 @@ def security_headers(response: Response) -> Response:
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def route_label(route: str) -> str:
+    """'mx:mx1.gmail.com' -> 'MX mx1.gmail.com', 'relay:sendgrid' -> 'relay sendgrid'."""
+    kind, _, name = route.partition(":")
+    return f"{'MX' if kind == 'mx' else kind} {name}".strip() if name else route

@@ -25,7 +25,7 @@ def test_log_shows_each_destination_with_its_state(owner_browser, owner_domain, 
     html = owner_browser.get(f"/domains/{owner_domain}/messages").get_data(as_text=True)
     rows = re.findall(r'<tr class="message" data-message="MSG0000000000001">(.*?)</tr>', html, re.S)
     assert len(rows) == 2
-    assert "a@gmail.test" in rows[0] and "delivered" in rows[0] and "via mx:mx.gmail.test, TLS" in rows[0]
+    assert "a@gmail.test" in rows[0] and "delivered" in rows[0] and "via MX mx.gmail.test, TLS" in rows[0]
     assert "b@outlook.test" in rows[1] and "deferred" in rows[1] and "no TLS" in rows[1] and "451 4.7.0 try later" in rows[1]
     assert "sender@outside.test" in html and "Hello" in html and "hi@owned.test" in html
     detail = owner_browser.get("/messages/MSG0000000000001").get_data(as_text=True)

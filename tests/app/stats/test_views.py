@@ -4,7 +4,7 @@ from datetime import timedelta
 from app.services.domains import add_domain
 from app.services.stats import MX_HITS_KEY, MX_LOOKUPS_KEY, daily_series
 from app.stats.chart import line_chart, nice_ceiling
-from mailferry.models import DailyStat, utcnow
+from mailferry.models import DailyStat, Message, utcnow
 from tests.app.web_fixtures import seed_message
 
 
@@ -19,33 +19,47 @@ def _points(html, series):
     return re.search(rf'class="series-{series}"[^>]*points="([^"]+)"', html).group(1).split()
 
 
+def _received(db, message_id, domain_id, days_ago):
+    seed_message(db, message_id, domain_id, "a@owned.test", ("x@gmail.test",))
+    with db.session() as s:
+        s.get(Message, message_id).received_at = utcnow() - timedelta(days=days_ago)
+
+
 def test_domain_stats_page_draws_30_days(owner_browser, owner_domain, db):
-    _stat(db, owner_domain, 0, received=7, forwarded=6, bounced=1, direct=5, relay=1)
-    _stat(db, owner_domain, 3, received=2, forwarded=2, direct=2)
-    _stat(db, owner_domain, 45, received=100)  # outside the window
+    _stat(db, owner_domain, 0, forwarded=6, bounced=1, direct=5, relay=1)
+    _stat(db, owner_domain, 3, forwarded=2, direct=2)
+    _stat(db, owner_domain, 45, forwarded=100)  # outside the window
+    for n, days_ago in enumerate((0, 0, 3, 45)):
+        _received(db, f"MSG000000000000{n}", owner_domain, days_ago)
     html = owner_browser.get(f"/domains/{owner_domain}/stats").get_data(as_text=True)
     assert "<svg" in html and len(_points(html, "received")) == 30
-    assert re.search(r'id="total-received">9<', html) and re.search(r'id="total-bounced">1<', html)
+    assert re.search(r'id="total-received">3<', html) and re.search(r'id="total-forwarded">8<', html)
+    assert re.search(r'id="total-bounced">1<', html)
     assert "7 direct / 1 relay" in html
 
 
 def test_owner_overall_stats_sum_only_their_domains(owner_browser, owner_domain, other_owner, db):
     with db.session() as s:
         theirs = add_domain(s, "theirs.test", other_owner).id
-    _stat(db, owner_domain, 1, received=4)
-    _stat(db, theirs, 1, received=50)
-    _stat(db, 0, 1, received=54)  # the all-domains row: admins only
+    _stat(db, owner_domain, 1, forwarded=4)
+    _stat(db, theirs, 1, forwarded=50)
+    _stat(db, 0, 1, forwarded=54)  # the all-domains row: admins only
+    _received(db, "MSG0000000000001", owner_domain, 1)
+    _received(db, "MSG0000000000002", theirs, 1)
     html = owner_browser.get("/stats").get_data(as_text=True)
-    assert re.search(r'id="total-received">4<', html)
+    assert re.search(r'id="total-forwarded">4<', html) and re.search(r'id="total-received">1<', html)
     assert owner_browser.get(f"/domains/{theirs}/stats").status_code == 404
 
 
-def test_admin_overall_stats_use_the_all_domains_row_and_show_the_mx_cache(admin_browser, db, redis_conn):
-    _stat(db, 0, 2, received=54, forwarded=50)
+def test_admin_overall_stats_use_the_all_domains_row_and_show_the_mx_cache(admin_browser, owner_domain, db, redis_conn):
+    _stat(db, 0, 2, forwarded=50)
+    _stat(db, owner_domain, 2, forwarded=50)
+    _received(db, "MSG0000000000001", owner_domain, 2)
     redis_conn.set(MX_LOOKUPS_KEY, 1)
     redis_conn.set(MX_HITS_KEY, 3)
     html = admin_browser.get("/stats").get_data(as_text=True)
-    assert re.search(r'id="total-received">54<', html) and "75%" in html and "MX cache hits (3 / 4)" in html
+    assert re.search(r'id="total-forwarded">50<', html) and re.search(r'id="total-received">1<', html)
+    assert "75%" in html and "MX cache hits (3 / 4)" in html
 
 
 def test_queue_depth_counts_open_deliveries(owner_browser, owner_domain, db):
@@ -55,10 +69,12 @@ def test_queue_depth_counts_open_deliveries(owner_browser, owner_domain, db):
 
 
 def test_series_fills_missing_days_with_zeros(db, owner_domain):
-    _stat(db, owner_domain, 0, received=1)
+    _stat(db, owner_domain, 0, forwarded=1)
+    _received(db, "MSG0000000000001", owner_domain, 0)
     with db.session() as s:
         series = daily_series(s, domain_id=owner_domain, days=30)
-    assert len(series) == 30 and series[-1]["received"] == 1 and sum(d["received"] for d in series) == 1
+    assert len(series) == 30 and series[-1]["forwarded"] == 1 and sum(d["forwarded"] for d in series) == 1
+    assert series[-1]["received"] == 1 and sum(d["received"] for d in series) == 1
     assert series[0]["day"] == (utcnow().date() - timedelta(days=29)).isoformat()
 
 
