@@ -209,15 +209,18 @@ def give_up_message(message_id: str):
 def failed_messages():
     with get_db().session() as s:
         rows = message_log.failed_messages(s, get_rq_queue(), api_actor())
+        bounces = message_log.recent_bounces(s, api_actor())
         return jsonify(failed=[{"message_id": mid, "state": m.state if m else None,
-                                "received_at": m.received_at.isoformat() + "Z" if m else None} for mid, m in rows])
+                                "received_at": m.received_at.isoformat() + "Z" if m else None} for mid, m in rows],
+                       bounced=[{"message_id": d.message_id, **message_log.delivery_dict(d)} for d in bounces])
 
 
 @bp.post("/admin/failed/<message_id>/requeue")
 def requeue_message(message_id: str):
     with get_db().session() as s:
-        message_log.requeue_failed(s, get_rq_queue(), message_id, api_actor())
-    return jsonify(requeued=message_id, enqueued=message_log.dispatch_now(get_rq_queue(), message_id))
+        reopened = message_log.requeue(s, get_rq_queue(), message_id, api_actor())
+    return jsonify(requeued=message_id, reopened=reopened,
+                   enqueued=message_log.dispatch_now(get_rq_queue(), message_id))
 
 
 # ---- stats ----

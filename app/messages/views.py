@@ -62,7 +62,8 @@ def failed():
             rows, error = message_log.failed_messages(s, get_rq_queue(), actor()), None
         except ServiceError as exc:
             rows, error = [], exc.message
-        return render_template("messages/failed.html", rows=rows, error=error)
+        return render_template("messages/failed.html", rows=rows, error=error,
+                               bounces=message_log.recent_bounces(s, actor()))
 
 
 @bp.post("/admin/failed/<message_id>/requeue")
@@ -71,7 +72,7 @@ def requeue(message_id: str):
     if not current_user.is_admin:
         abort(404)
     with get_db().session() as s:
-        message_log.requeue_failed(s, get_rq_queue(), message_id, actor())
-    message_log.dispatch_now(get_rq_queue(), message_id)
-    flash(f"Message {message_id} requeued.")
+        message_log.requeue(s, get_rq_queue(), message_id, actor())
+    queued = message_log.dispatch_now(get_rq_queue(), message_id)
+    flash(f"Message {message_id} requeued." + ("" if queued else " Redis is down: the worker picks it up when it is back."))
     return redirect(url_for("messages.failed"))

@@ -26,6 +26,7 @@ from .errors import FORBIDDEN, INVALID, NOT_FOUND, UNAVAILABLE, ServiceError
 
 logger = logging.getLogger("mailferry.message_log")
 GAVE_UP_REPLY = "gave up: delivery cancelled from the dashboard"
+DSN_KIND = "dsn"  # Delivery.kind of a bounce we generated (smtp/delivery/dsn.py): never requeued
 OPEN_STATES = (PENDING, DEFERRED)
 JOB_PREFIX = job_id_for("")
 
@@ -146,20 +147,38 @@ def failed_messages(session: Session, queue: Queue, actor: Actor) -> list[tuple[
     return [(mid, found.get(mid)) for mid in ids]
 
 
-def requeue_failed(session: Session, queue: Queue, message_id: str, actor: Actor) -> None:
-    """Take the job out of the failed registry and dispatch the message again."""
+def recent_bounces(session: Session, actor: Actor, limit: int = 100) -> list[Delivery]:
+    """Forwarded copies that bounced (5xx or lifetime over), newest first; our own DSNs are left out."""
+    _admin_only(actor)
+    return list(session.scalars(select(Delivery).where(Delivery.state == BOUNCED, Delivery.kind != DSN_KIND)
+                                .order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(limit)))
+
+
+def requeue(session: Session, queue: Queue, message_id: str, actor: Actor) -> list[int]:
+    """Deliver the message again: bounced copies (not our DSNs) become pending, the message is due now, and its
+    job leaves RQ's failed registry. Destinations that took the message are never sent again. The caller
+    dispatches after commit; with Redis down the reconciler does."""
     _admin_only(actor)
     message = session.get(Message, message_id)
     if message is None:
         raise ServiceError(NOT_FOUND, f"no message {message_id}", "message")
-    if message.state == QUEUED:
-        message.next_attempt_at = utcnow()
-        session.flush()
+    now = utcnow()
+    reopened = [d for d in message.deliveries if d.state == BOUNCED and d.kind != DSN_KIND]
+    for delivery in reopened:
+        delivery.state, delivery.next_attempt_at = PENDING, now
+    if reopened or message.state == QUEUED:
+        message.state, message.completed_at, message.next_attempt_at = QUEUED, None, now
+    session.flush()
     try:
-        FailedJobRegistry(queue=queue).remove(job_id_for(message_id), delete_job=True)
+        registry = FailedJobRegistry(queue=queue)
+        if job_id_for(message_id) in registry:
+            registry.remove(job_id_for(message_id), delete_job=True)
     except RedisError as exc:
-        raise ServiceError(UNAVAILABLE, f"Redis is unreachable: {exc}") from None
-    log(logger, logging.INFO, "failed job requeued", message_id=message_id, state=message.state)
+        log(logger, logging.WARNING, "could not clear the failed job; the reconciler dispatches the message",
+            message_id=message_id, error=str(exc))
+    log(logger, logging.INFO, "message requeued by an admin", message_id=message_id,
+        deliveries=[d.id for d in reopened], state=message.state)
+    return [d.id for d in reopened]
 
 
 def _admin_only(actor: Actor) -> None:

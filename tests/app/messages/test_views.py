@@ -136,3 +136,22 @@ def test_retry_with_redis_down_leaves_it_due_for_the_reconciler(owner_browser, o
     assert "the worker will pick it up" in response.get_data(as_text=True)
     with db.session() as s:
         assert s.get(Message, "MSG0000000000001").next_attempt_at <= utcnow()
+
+
+def test_admin_requeues_a_bounced_copy_without_resending_the_delivered_one(admin_browser, owner_browser, owner_domain,
+                                                                          db, redis_conn, web_settings):
+    seed_message(db, "MSG0000000000001", owner_domain, "hi@owned.test", ("a@gmail.test", "b@gmail.test"))
+    _deliver(db, "MSG0000000000001", "a@gmail.test", DELIVERED)
+    _deliver(db, "MSG0000000000001", "b@gmail.test", BOUNCED, code=550, reply="5.1.1 no such user")
+    with db.session() as s:
+        s.get(Message, "MSG0000000000001").state = DONE
+    html = admin_browser.get("/admin/failed").get_data(as_text=True)
+    assert 'class="bounce" data-message="MSG0000000000001"' in html and "5.1.1 no such user" in html
+    assert admin_browser.post("/admin/failed/MSG0000000000001/requeue", csrf_page="/").status_code == 302
+    with db.session() as s:
+        message = s.get(Message, "MSG0000000000001")
+        assert message.state == "queued" and message.completed_at is None
+        assert {d.destination: d.state for d in message.deliveries} == {"a@gmail.test": DELIVERED,
+                                                                          "b@gmail.test": "pending"}
+    assert job_id_for("MSG0000000000001") in get_queue(redis_conn, web_settings.RQ_QUEUE).get_job_ids()
+    assert "No bounces." in admin_browser.get("/admin/failed").get_data(as_text=True)
