@@ -52,7 +52,10 @@ def test_sign_up_add_domain_verify_alias_and_log(live_server, page, shot, db, dn
 
     copy = page.locator("tr.record[data-check=ownership] button.copy").nth(1)
     copy.click()
-    assert copy.inner_text() == "Copied"
+    expect(copy).to_have_text("Copied")
+    with db.session() as s:
+        token = s.query(Domain).filter_by(name="browser.test").one().verify_token
+    assert page.evaluate("navigator.clipboard.readText()") == f"mailferry-verification={token}"
 
     # the owner publishes what the page told them to; then Verify
     with db.session() as s:
