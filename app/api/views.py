@@ -176,8 +176,8 @@ def list_messages(domain_id: int):
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, api_actor())
         rows = message_log.list_messages(s, api_actor(), domain.id, request.args.get("q") or None, int(limit))
-        return jsonify(messages=[message_log.message_dict(m, message_log.deliveries(s, m, api_actor(), domain.id))
-                                 for m in rows])
+        visible = message_log.deliveries_of(s, rows, api_actor(), domain.id)
+        return jsonify(messages=[message_log.message_dict(m, visible[m.id]) for m in rows])
 
 
 @bp.get("/messages/<message_id>")

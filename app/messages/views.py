@@ -19,7 +19,7 @@ def index(domain_id: int):
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, actor())
         rows = message_log.list_messages(s, actor(), domain_id=domain.id, search=search or None, limit=PAGE)
-        per_message = {m.id: message_log.deliveries(s, m, actor(), domain.id) for m in rows}
+        per_message = message_log.deliveries_of(s, rows, actor(), domain.id)
         return render_template("messages/index.html", domain=domain, messages=rows, deliveries=per_message, q=search)
 
 

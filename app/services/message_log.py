@@ -12,7 +12,7 @@ import logging
 from redis.exceptions import RedisError
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
-from sqlalchemy import and_, exists, or_, select, true
+from sqlalchemy import and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -47,10 +47,10 @@ def list_messages(session: Session, actor: Actor = SYSTEM, domain_id: int | None
     condition = (Delivery.message_id == Message.id) & _visible(actor, domain_id)
     if search:
         term = search.strip().lower()
-        address = or_(Delivery.recipient.contains(term, autoescape=True),
-                      Delivery.destination.contains(term, autoescape=True))
-        query = select(Message).where(or_(exists().where(condition & address),
-                                          Message.mail_from.contains(term, autoescape=True) & exists().where(condition)))
+        address = or_(func.lower(Delivery.recipient).contains(term, autoescape=True),
+                      func.lower(Delivery.destination).contains(term, autoescape=True))
+        sender = func.lower(Message.mail_from).contains(term, autoescape=True)
+        query = select(Message).where(or_(exists().where(condition & address), sender & exists().where(condition)))
     else:
         query = select(Message).where(exists().where(condition))
     return list(session.scalars(query.order_by(Message.received_at.desc(), Message.id).limit(limit)))
@@ -67,6 +67,18 @@ def get_message(session: Session, message_id: str, actor: Actor = SYSTEM) -> Mes
 def deliveries(session: Session, message: Message, actor: Actor = SYSTEM, domain_id: int | None = None) -> list[Delivery]:
     return list(session.scalars(select(Delivery).where(Delivery.message_id == message.id, _visible(actor, domain_id))
                                 .order_by(Delivery.id)))
+
+
+def deliveries_of(session: Session, messages: list[Message], actor: Actor = SYSTEM,
+                  domain_id: int | None = None) -> dict[str, list[Delivery]]:
+    """The visible deliveries of many messages in one query: {message id: [Delivery, ...]}."""
+    grouped: dict[str, list[Delivery]] = {m.id: [] for m in messages}
+    if messages:
+        rows = session.scalars(select(Delivery).where(Delivery.message_id.in_(list(grouped)),
+                                                      _visible(actor, domain_id)).order_by(Delivery.id))
+        for delivery in rows:
+            grouped[delivery.message_id].append(delivery)
+    return grouped
 
 
 def attempts(session: Session, delivery_ids: list[int]) -> dict[int, list[DeliveryAttempt]]:
