@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional
 
 from app.services.dkim_keys import ALGORITHMS
 
 
 class DomainForm(FlaskForm):
     name = StringField("Domain name", validators=[DataRequired(), Length(max=253)])
+    owner = StringField("Owner's email (admins; empty = you)", validators=[Optional(), Length(max=320)])
 
 
 class VerifyForm(FlaskForm):

@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import login_required
 
 from app.extensions import actor, get_db, get_settings
-from app.services import dkim_access, dkim_keys, domains, verification
+from app.services import dkim_access, dkim_keys, domains, users, verification
 from app.services.errors import ServiceError
 from app.web import apply_error
 from mailferry.models import User
@@ -32,6 +32,8 @@ def add():
         try:
             with get_db().session() as s:
                 owner = s.get(User, actor().id)
+                if actor().is_admin and form.owner.data:
+                    owner = users.get_user_by_email(s, form.owner.data, "owner")
                 domain = domains.add_domain(s, form.name.data, owner, actor())
             flash(f"{domain.name} added. Publish the records below, then press Verify.")
             return redirect(url_for("domains.show", domain_id=domain.id))

@@ -163,3 +163,15 @@ def test_wrong_dkim_key_fails(owner_browser, good_domain, dns_server, db):
     html = owner_browser.get(f"/domains/{good_domain}").get_data(as_text=True)
     row = dict(re.findall(r'<tr class="check" data-check="(\w+)">(.*?)</tr>', html, re.S))["dkim"]
     assert 'class="fail"' in row and "wrongkey" in row
+
+
+def test_admin_adds_a_domain_for_an_owner_and_owners_cannot(admin_browser, owner_browser, other_owner, db):
+    response = admin_browser.post("/domains", {"name": "for-other.test", "owner": "other@people.test"}, csrf_page="/")
+    assert response.status_code == 302
+    response = owner_browser.post("/domains", {"name": "sneaky.test", "owner": "other@people.test"}, csrf_page="/")
+    assert response.status_code == 302  # the field is ignored for owners: the domain is theirs
+    with db.session() as s:
+        assert s.query(Domain).filter_by(name="for-other.test").one().owner.email == "other@people.test"
+        assert s.query(Domain).filter_by(name="sneaky.test").one().owner.email == "owner@people.test"
+    response = admin_browser.post("/domains", {"name": "x.test", "owner": "nobody@people.test"}, csrf_page="/")
+    assert response.status_code == 400 and 'id="owner-error"' in response.get_data(as_text=True)
