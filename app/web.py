@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
 
 from .services.errors import NOT_FOUND, ServiceError
 
@@ -22,6 +23,11 @@ def register_error_pages(app: Flask) -> None:
     def service_error(exc: ServiceError):
         status = 404 if exc.code == NOT_FOUND else exc.http_status
         return render_template("error.html", status=status, message=exc.message), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_exc):
+        return render_template("error.html", status=400,
+                               message="The form expired or came from another site. Reload the page and try again."), 400
 
     @app.errorhandler(404)
     def not_found(_exc):

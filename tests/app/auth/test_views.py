@@ -47,7 +47,7 @@ def test_signup_can_be_switched_off(web_settings):
 
 def test_forms_refuse_a_post_without_the_csrf_token(browser, owner):
     response = browser.client.post("/login", data={"email": "owner@people.test", "password": "owner-password"})
-    assert response.status_code == 400
+    assert response.status_code == 400 and "Reload the page" in response.get_data(as_text=True)
     assert "_user_id" not in _session(browser)
 
 
