@@ -40,7 +40,7 @@ def login():
         limiter, client, email = _limiter(), request.remote_addr or "", form.email.data
         if limiter.blocked(client, email):
             form.form_errors.append(TOO_MANY)
-            return render_template("auth/login.html", form=form), 429
+            return render_template("auth/login.html", form=form, signup=get_settings().SIGNUP_ENABLED), 429
         with get_db().session() as s:
             user = users.authenticate(s, email, form.password.data)
             if user is not None:
