@@ -4,7 +4,7 @@ import pytest
 
 from app.services.aliases import add_alias
 from app.services.dkim_keys import generate_key
-from mailferry.models import Domain, User
+from mailferry.models import Domain, Message, User
 from tests.app.web_fixtures import Api, seed_message
 
 
@@ -105,9 +105,18 @@ def test_messages_and_stats(owner_api, owner_domain, db):
     assert len(owner_api("GET", "/stats", status=200).get_json()["days"]) == 30
 
 
-def test_failed_queue_is_admin_only(owner_api, admin_api):
+def test_failed_queue_is_admin_only(owner_api, admin_api, owner_domain, db):
+    seed_message(db, "MSG0000000000001", owner_domain, "hi@owned.test", ("a@gmail.test",))
+    with db.session() as s:
+        delivery = s.get(Message, "MSG0000000000001").deliveries[0]
+        delivery.state, delivery.last_code, delivery.last_reply = "bounced", 550, "5.1.1 unknown"
     _error(owner_api("GET", "/admin/failed"), 403, "forbidden")
-    assert admin_api("GET", "/admin/failed", status=200).get_json()["failed"] == []
+    _error(owner_api("POST", "/admin/failed/MSG0000000000001/requeue"), 403, "forbidden")
+    body = admin_api("GET", "/admin/failed", status=200).get_json()
+    assert body["failed"] == [] and [b["message_id"] for b in body["bounced"]] == ["MSG0000000000001"]
+    requeued = admin_api("POST", "/admin/failed/MSG0000000000001/requeue", status=200).get_json()
+    assert requeued["reopened"] == [delivery.id] and requeued["enqueued"] is True
+    _error(admin_api("POST", "/admin/failed/NOSUCHMESSAGE/requeue"), 404, "not_found")
     assert admin_api("GET", "/stats", status=200).get_json()["mx_cache"] is not None
 
 
