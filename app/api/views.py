@@ -3,8 +3,8 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from app.extensions import get_db, get_redis, get_rq_queue, get_settings
-from app.services import aliases, dkim_access, dkim_keys, domains, message_log, stats, verification
-from app.services.errors import INVALID, ServiceError
+from app.services import aliases, dkim_access, dkim_keys, domains, message_log, stats, users, verification
+from app.services.errors import INVALID, NOT_FOUND, ServiceError
 from mailferry.models import User
 
 from . import bp
@@ -221,6 +221,41 @@ def requeue_message(message_id: str):
         reopened = message_log.requeue(s, get_rq_queue(), message_id, api_actor())
     return jsonify(requeued=message_id, reopened=reopened,
                    enqueued=message_log.dispatch_now(get_rq_queue(), message_id))
+
+
+# ---- users (admins) ----
+
+def _user_dict(user: User) -> dict:
+    return {"id": user.id, "email": user.email, "role": user.role, "active": user.active,
+            "created_at": user.created_at.isoformat() + "Z" if user.created_at else None}
+
+
+@bp.get("/users")
+def list_users():
+    with get_db().session() as s:
+        return jsonify(users=[_user_dict(u) for u in users.list_users(s, api_actor())])
+
+
+@bp.post("/users")
+def create_user():
+    data = _body()
+    with get_db().session() as s:
+        users.list_users(s, api_actor())  # admins only
+        user = users.create_user(s, _field(data, "email", str, required=True), _field(data, "password", str, required=True),
+                                 _field(data, "role", str, default="owner"))
+        return jsonify(user=_user_dict(user)), 201
+
+
+@bp.patch("/users/<int:user_id>")
+def update_user(user_id: int):
+    data = _body()
+    with get_db().session() as s:
+        users.list_users(s, api_actor())  # admins only, before revealing whether the id exists
+        user = s.get(User, user_id)
+        if user is None:
+            raise ServiceError(NOT_FOUND, f"no user #{user_id}", "user")
+        users.update_user(s, user, api_actor(), role=_field(data, "role", str), active=_field(data, "active", bool))
+        return jsonify(user=_user_dict(user))
 
 
 # ---- stats ----

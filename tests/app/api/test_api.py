@@ -177,3 +177,21 @@ def test_owner_cannot_add_domain_for_someone_else_via_api(owner_api, other_owner
     with db.session() as s:
         # the API has no owner field: the domain belongs to the token's user
         assert s.query(Domain).filter_by(name="mine-only.test").one().owner.email == "owner@people.test"
+
+
+def test_users_are_managed_by_admins_only(owner_api, admin_api, owner, admin, db):
+    _error(owner_api("GET", "/users"), 403, "forbidden")
+    _error(owner_api("POST", "/users", {"email": "x@people.test", "password": "long-enough-1", "role": "admin"}),
+           403, "forbidden")
+    _error(owner_api("PATCH", f"/users/{owner.id}", {"role": "admin"}), 403, "forbidden")
+    created = admin_api("POST", "/users", {"email": "New@People.test", "password": "long-enough-1"}, 201).get_json()
+    assert created["user"]["email"] == "new@people.test" and created["user"]["role"] == "owner"
+    assert "password" not in str(created)
+    emails = [u["email"] for u in admin_api("GET", "/users", status=200).get_json()["users"]]
+    assert "new@people.test" in emails and "owner@people.test" in emails
+    changed = admin_api("PATCH", f"/users/{owner.id}", {"active": False}, status=200).get_json()["user"]
+    assert changed["active"] is False
+    _error(owner_api("GET", "/domains"), 401, "unauthorized")  # a deactivated owner's token stops working
+    _error(admin_api("PATCH", f"/users/{admin.id}", {"role": "owner"}), 400, "invalid")  # the last admin
+    _error(admin_api("PATCH", "/users/999999", {"active": True}), 404, "not_found")
+    _error(admin_api("POST", "/users", {"email": "new@people.test", "password": "long-enough-1"}), 409, "exists")
