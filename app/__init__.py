@@ -32,14 +32,41 @@ def register_config(app: Flask, settings: Settings) -> None:
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
+    from .auth.session_user import load_session_user
+    from .extensions import csrf, get_db, login_manager
+
     db = Database(settings.DATABASE_URL)
     app.extensions["mailferry.db"] = db
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(session_id: str):
+        with get_db().session() as s:
+            return load_session_user(s, session_id)
 
 
 def register_blueprints(app: Flask) -> None:
+    from .admin import bp as admin_bp
+    from .aliases import bp as aliases_bp
+    from .api import bp as api_bp
+    from .auth import bp as auth_bp
+    from .domains import bp as domains_bp
+    from .extensions import csrf
     from .health import bp as health_bp
+    from .messages import bp as messages_bp
+    from .stats import bp as stats_bp
+    from .web import register_error_pages, route_label, security_headers
 
-    app.register_blueprint(health_bp)
+    for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, messages_bp, stats_bp, admin_bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api_bp)  # token-authenticated, no cookies: CSRF does not apply
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    register_error_pages(app)
+    app.after_request(security_headers)
+    app.add_template_filter(route_label)
 
 
 def register_cli(app: Flask) -> None:

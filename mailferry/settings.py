@@ -197,6 +197,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("SESSION_COOKIE_SECURE", parse_bool, "false", "Send the session cookie over HTTPS only (turn on behind TLS)."),
     S("SMTP_PUBLIC_IPS", parse_str, "", "Comma list of this server's public addresses, used to evaluate SPF. Empty = A/AAAA of SMTP_HOSTNAME."),
     S("REVERIFY_INTERVAL", parse_duration, "1d", "How often the worker re-checks every domain's DNS records and records which one broke."),
+    S("LOGIN_RATE_LIMIT", lambda r: parse_int(r, 1), "10", "Failed dashboard logins allowed per client address and per account within LOGIN_RATE_WINDOW (kept in Redis)."),
+    S("LOGIN_RATE_WINDOW", parse_duration, "15m", "Window of LOGIN_RATE_LIMIT; a blocked login may try again when it has passed."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

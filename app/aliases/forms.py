@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from app.services.aliases import MAX_NOTE
+
+
+class AliasForm(FlaskForm):
+    address = StringField("Alias", validators=[DataRequired(), Length(max=64)])
+    destinations = TextAreaField("Forward to", validators=[DataRequired()])
+    note = StringField("Note", validators=[Length(max=MAX_NOTE)])
+    enabled = BooleanField("Enabled", default=True)
+
+
+class AliasEditForm(FlaskForm):
+    destinations = TextAreaField("Forward to", validators=[DataRequired()])
+    note = StringField("Note", validators=[Length(max=MAX_NOTE)])
+    enabled = BooleanField("Enabled")

@@ -1,0 +1,106 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json (tests compare it with the routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _param(name: str, kind: str = "integer", where: str = "path") -> dict:
+    return {"name": name, "in": where, "required": where == "path", "schema": {"type": kind}}
+
+
+def _op(summary: str, params: tuple = (), body: dict | None = None, ok: str = "200", tag: str = "") -> dict:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag] if tag else [], "parameters": list(params),
+                          "responses": {ok: {"description": "OK" if ok != "204" else "Deleted"},
+                                        "400": ERROR, "401": ERROR, "404": ERROR}}
+    if ok != "204":
+        op["responses"][ok]["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _obj(required: tuple = (), **props: dict) -> dict:
+    return {"type": "object", "required": list(required), "properties": props}
+
+
+STR, BOOL = {"type": "string"}, {"type": "boolean"}
+LIST = {"type": "array", "items": {"type": "string", "format": "email"}}
+DOMAIN, ALIAS, KEY = _param("domain_id"), _param("alias_id"), _param("key_id")
+MESSAGE = _param("message_id", "string")
+
+
+def paths() -> dict:
+    return {
+        "/domains": {
+            "get": _op("Your domains (admins: all)", tag="domains"),
+            "post": _op("Add a domain", body=_obj(("name",), name=STR), ok="201", tag="domains"),
+        },
+        "/domains/{domain_id}": {
+            "get": _op("One domain", (DOMAIN,), tag="domains"),
+            "delete": _op("Delete a domain and its aliases", (DOMAIN,), ok="204", tag="domains"),
+        },
+        "/domains/{domain_id}/records": {"get": _op("The DNS records to publish", (DOMAIN,), tag="verification")},
+        "/domains/{domain_id}/verification": {"get": _op("The last verification result", (DOMAIN,), tag="verification")},
+        "/domains/{domain_id}/verify": {"post": _op(
+            "Check the DNS records now (force: admins only)", (DOMAIN,), _obj(force=BOOL), tag="verification")},
+        "/domains/{domain_id}/dkim": {
+            "get": _op("DKIM keys with their TXT records (never the private key)", (DOMAIN,), tag="dkim"),
+            "post": _op("Generate a key (rotation when one is active)", (DOMAIN,),
+                        _obj(algorithm={"type": "string", "enum": ["rsa", "ed25519"]}), ok="201", tag="dkim"),
+        },
+        "/domains/{domain_id}/dkim/{key_id}/activate": {"post": _op("Sign with this key", (DOMAIN, KEY), tag="dkim")},
+        "/domains/{domain_id}/aliases": {
+            "get": _op("Aliases of a domain", (DOMAIN, _param("q", "string", "query")), tag="aliases"),
+            "post": _op("Create an alias (local_part '*' is the catch-all)", (DOMAIN,),
+                        _obj(("local_part", "destinations"), local_part=STR, destinations=LIST, note=STR, enabled=BOOL),
+                        ok="201", tag="aliases"),
+        },
+        "/aliases/{alias_id}": {
+            "get": _op("One alias", (ALIAS,), tag="aliases"),
+            "patch": _op("Change destinations, note or enabled", (ALIAS,),
+                         _obj(destinations=LIST, note=STR, enabled=BOOL), tag="aliases"),
+            "delete": _op("Delete an alias", (ALIAS,), ok="204", tag="aliases"),
+        },
+        "/domains/{domain_id}/messages": {"get": _op(
+            "Message log of a domain, newest first",
+            (DOMAIN, _param("q", "string", "query"), _param("limit", "integer", "query")), tag="messages")},
+        "/messages/{message_id}": {"get": _op("One message with per-destination state and history", (MESSAGE,),
+                                              tag="messages")},
+        "/messages/{message_id}/retry": {"post": _op("Retry open deliveries now", (MESSAGE,), tag="messages")},
+        "/messages/{message_id}/give-up": {"post": _op("Stop retrying open deliveries", (MESSAGE,), tag="messages")},
+        "/admin/failed": {"get": _op("Crashed delivery jobs and recent bounces (admins)", tag="admin")},
+        "/admin/failed/{message_id}/requeue": {"post": _op("Deliver a failed or bounced message again (admins)", (MESSAGE,),
+                                                           tag="admin")},
+        "/users": {
+            "get": _op("Every account (admins)", tag="admin"),
+            "post": _op("Create an account (admins)", body=_obj(("email", "password"), email=STR, password=STR,
+                                                                  role={"type": "string", "enum": ["owner", "admin"]}),
+                        ok="201", tag="admin"),
+        },
+        "/users/{user_id}": {"patch": _op("Change role or deactivate (admins; never the last admin)", (_param("user_id"),),
+                                          _obj(role={"type": "string", "enum": ["owner", "admin"]}, active=BOOL),
+                                          tag="admin")},
+        "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache (admins)", tag="stats")},
+        "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
+        "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],
+                                  "responses": {"200": {"description": "OK"}}}},
+    }
+
+
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Mailferry API", "version": "1"},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"token": []}],
+        "paths": paths(),
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer",
+                                          "description": "A token from the dashboard's Account page."}},
+            "responses": {"Error": {"description": "An error", "content": {"application/json": {"schema": _obj(
+                ("error",), error=_obj(("code", "message"), code=STR, message=STR, field=STR))}}}},
+        },
+    }

@@ -1,0 +1,36 @@
+"""The signed-in user as Flask-Login sees it: a detached snapshot that is also the service layer's Actor."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask_login import UserMixin
+
+from mailferry.models import User
+
+
+def _session_id(user: User) -> str:
+    # The id carries a digest of the password hash, so changing the password ends every other session.
+    return f"{user.id}:{hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]}"
+
+
+class SessionUser(UserMixin):
+    def __init__(self, user: User):
+        self.id = user.id
+        self.email = user.email
+        self.role = user.role
+        self.is_admin = user.is_admin
+        self._session_id = _session_id(user)
+
+    def get_id(self) -> str:
+        return self._session_id
+
+
+def load_session_user(session, session_id: str) -> SessionUser | None:
+    user_id, _, _digest = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = session.get(User, int(user_id))
+    if user is None or not user.active or _session_id(user) != session_id:
+        return None
+    return SessionUser(user)

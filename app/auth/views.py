@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.extensions import actor, get_db, get_redis, get_settings
+from app.services import tokens, users
+from app.services.errors import ServiceError
+from app.services.login_limit import LoginLimiter
+from app.web import apply_error
+from mailferry.models import User
+
+from . import bp
+from .forms import LoginForm, PasswordForm, SignupForm, TokenForm
+from .session_user import SessionUser
+
+TOO_MANY = "Too many failed logins. Wait a while and try again."
+
+
+def _limiter() -> LoginLimiter:
+    settings = get_settings()
+    return LoginLimiter(get_redis(), settings.LOGIN_RATE_LIMIT, settings.LOGIN_RATE_WINDOW)
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("domains.index")
+
+
+def _start_session(user) -> None:
+    session.clear()  # a fresh session on login: no fixation
+    login_user(SessionUser(user))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        limiter, client, email = _limiter(), request.remote_addr or "", form.email.data
+        if limiter.blocked(client, email):
+            form.form_errors.append(TOO_MANY)
+            return render_template("auth/login.html", form=form, signup=get_settings().SIGNUP_ENABLED), 429
+        with get_db().session() as s:
+            user = users.authenticate(s, email, form.password.data)
+            if user is not None:
+                limiter.reset_account(email)
+                _start_session(user)
+                return redirect(_safe_next(request.args.get("next")))
+        limiter.record_failure(client, email)
+        form.form_errors.append("Wrong email or password.")
+    return render_template("auth/login.html", form=form, signup=get_settings().SIGNUP_ENABLED)
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    if not get_settings().SIGNUP_ENABLED:
+        abort(404)
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            with get_db().session() as s:
+                user = users.create_user(s, form.email.data, form.password.data)
+                _start_session(user)
+            flash("Welcome! Add your first domain below.")
+            return redirect(url_for("domains.index"))
+        except ServiceError as exc:
+            apply_error(form, exc)
+    return render_template("auth/signup.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()  # CSRFProtect has checked the token: a cross-site POST cannot log anyone out
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    form, token_form = PasswordForm(prefix="pw"), TokenForm(prefix="token")
+    if "pw-old_password" in request.form:
+        if form.validate_on_submit():
+            try:
+                with get_db().session() as s:
+                    user = s.get(User, current_user.id)
+                    users.change_password(s, user, form.old_password.data, form.new_password.data)
+                    _start_session(user)  # the old session id no longer matches the new hash
+                flash("Password changed.")
+                return redirect(url_for("auth.account"))
+            except ServiceError as exc:
+                apply_error(form, exc)
+    return _account_page(form, token_form)
+
+
+def _account_page(form, token_form, new_secret: str | None = None, status: int = 200):
+    with get_db().session() as s:
+        rows = tokens.list_tokens(s, s.get(User, current_user.id))
+        return render_template("auth/account.html", form=form, token_form=token_form, tokens=rows,
+                               new_secret=new_secret), status
+
+
+@bp.post("/account/tokens")
+@login_required
+def create_token():
+    token_form = TokenForm(prefix="token")
+    if token_form.validate_on_submit():
+        try:
+            with get_db().session() as s:
+                _token, secret = tokens.create_token(s, s.get(User, current_user.id), token_form.name.data)
+            return _account_page(PasswordForm(prefix="pw", formdata=None), TokenForm(prefix="token", formdata=None),
+                                 new_secret=secret)
+        except ServiceError as exc:
+            apply_error(token_form, exc)
+    return _account_page(PasswordForm(prefix="pw", formdata=None), token_form, status=400)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):
+    with get_db().session() as s:
+        tokens.revoke_token(s, token_id, actor())
+    flash("Token revoked.")
+    return redirect(url_for("auth.account"))

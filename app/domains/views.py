@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import login_required
+
+from app.extensions import actor, get_db, get_settings
+from app.services import dkim_access, dkim_keys, domains, users, verification
+from app.services.errors import ServiceError
+from app.web import apply_error
+from mailferry.models import User
+
+from . import bp
+from .forms import DkimForm, DomainForm, VerifyForm
+
+
+@bp.get("/")
+@login_required
+def index():
+    return _index(DomainForm())
+
+
+def _index(form: DomainForm, status: int = 200):
+    with get_db().session() as s:
+        return render_template("domains/index.html", domains=domains.list_domains(s, actor()), form=form), status
+
+
+@bp.post("/domains")
+@login_required
+def add():
+    form = DomainForm()
+    if form.validate_on_submit():
+        try:
+            with get_db().session() as s:
+                owner = s.get(User, actor().id)
+                if actor().is_admin and form.owner.data:
+                    owner = users.get_user_by_email(s, form.owner.data, "owner")
+                domain = domains.add_domain(s, form.name.data, owner, actor())
+            flash(f"{domain.name} added. Publish the records below, then press Verify.")
+            return redirect(url_for("domains.show", domain_id=domain.id))
+        except ServiceError as exc:
+            apply_error(form, exc)
+    return _index(form, 400)
+
+
+@bp.get("/domains/<int:domain_id>")
+@login_required
+def show(domain_id: int):
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, actor())
+        return render_template(
+            "domains/show.html", domain=domain, records=verification.expected_records(domain, get_settings()),
+            report=verification.stored_report(domain), keys=dkim_access.list_keys(s, domain),
+            verify_form=VerifyForm(), dkim_form=DkimForm(), txt_record=dkim_keys.txt_record)
+
+
+@bp.post("/domains/<int:domain_id>/verify")
+@login_required
+def verify(domain_id: int):
+    form = VerifyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, actor())
+        report = verification.verify_domain(s, domain, get_settings(), force=form.force.data, actor=actor())
+    flash("All required records pass: mail for this domain is accepted." if report.passed else
+          "Some records do not pass yet; see why below. DNS changes can take a while to appear.")
+    return redirect(url_for("domains.show", domain_id=domain_id, _anchor="verification"))
+
+
+@bp.post("/domains/<int:domain_id>/dkim")
+@login_required
+def generate_key(domain_id: int):
+    form = DkimForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, actor())
+        key = dkim_keys.generate_key(s, domain, get_settings().SECRET_KEY, form.algorithm.data)
+        flash(f"New DKIM key {key.selector} created." + ("" if key.active else
+              " Publish its record, then switch to it; the current key keeps signing until then."))
+    return redirect(url_for("domains.show", domain_id=domain_id, _anchor="dkim"))
+
+
+@bp.post("/domains/<int:domain_id>/dkim/<int:key_id>/activate")
+@login_required
+def activate_key(domain_id: int, key_id: int):
+    with get_db().session() as s:
+        key = dkim_access.get_key(s, key_id, actor(), domain_id)
+        dkim_keys.activate_key(s, key)
+        flash(f"DKIM key {key.selector} now signs this domain's mail.")
+    return redirect(url_for("domains.show", domain_id=domain_id, _anchor="dkim"))
+
+
+@bp.post("/domains/<int:domain_id>/delete")
+@login_required
+def delete(domain_id: int):
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, actor())
+        name = domain.name
+        domains.delete_domain(s, domain, actor())
+    flash(f"{name} deleted.")
+    return redirect(url_for("domains.index"))

@@ -1,0 +1,56 @@
+"""Shared bits of the HTML views: service errors onto forms, the bare CSRF form for buttons, error pages."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+
+from .services.errors import NOT_FOUND, ServiceError
+
+
+def apply_error(form: FlaskForm, exc: ServiceError) -> None:
+    """Show a service refusal next to the field it is about, or above the form."""
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None and hasattr(field, "errors"):
+        field.errors = list(field.errors) + [exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+def register_error_pages(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        status = 404 if exc.code == NOT_FOUND else exc.http_status
+        return render_template("error.html", status=status, message=exc.message), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_exc):
+        return render_template("error.html", status=400,
+                               message="The form expired or came from another site. Reload the page and try again."), 400
+
+    @app.errorhandler(404)
+    def not_found(_exc):
+        if request.path.startswith("/api/"):  # no route matched, so the API blueprint's handler never ran
+            return jsonify(error={"code": "not_found", "message": f"no API route {request.path}"}), 404
+        return render_template("error.html", status=404, message="Not found."), 404
+
+    @app.errorhandler(403)
+    def forbidden(_exc):
+        return render_template("error.html", status=403, message="You may not do that."), 403
+
+
+def security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
+                                                           "frame-ancestors 'none'; form-action 'self'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def route_label(route: str) -> str:
+    """'mx:mx1.gmail.com' -> 'MX mx1.gmail.com', 'relay:sendgrid' -> 'relay sendgrid'."""
+    kind, _, name = route.partition(":")
+    return f"{'MX' if kind == 'mx' else kind} {name}".strip() if name else route

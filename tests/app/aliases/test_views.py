@@ -1,0 +1,109 @@
+import re
+
+import pytest
+
+from app.services.aliases import add_alias
+from mailferry.models import Alias
+
+
+def _aliases(db, domain_id):
+    with db.session() as s:
+        return {a.local_part: a for a in s.query(Alias).filter_by(domain_id=domain_id)}
+
+
+def test_create_alias_with_several_destinations_and_a_note(owner_browser, owner_domain, db):
+    response = owner_browser.post(f"/domains/{owner_domain}/aliases", {
+        "address": "Hello", "destinations": "a@gmail.test\nb@outlook.test, c@fastmail.test", "note": "shop contact",
+        "enabled": "y"}, csrf_page="/")
+    assert response.status_code == 302
+    alias = _aliases(db, owner_domain)["hello"]
+    assert alias.destinations == ["a@gmail.test", "b@outlook.test", "c@fastmail.test"]
+    assert alias.note == "shop contact" and alias.enabled
+    html = owner_browser.get(f"/domains/{owner_domain}/aliases").get_data(as_text=True)
+    assert "hello@owned.test" in html and "c@fastmail.test" in html and "shop contact" in html
+
+
+def test_catch_all(owner_browser, owner_domain, db):
+    owner_browser.post(f"/domains/{owner_domain}/aliases", {"address": "*", "destinations": "all@gmail.test",
+                                                           "enabled": "y"}, csrf_page="/")
+    assert _aliases(db, owner_domain)["*"].destinations == ["all@gmail.test"]
+    assert "catch-all" in owner_browser.get(f"/domains/{owner_domain}/aliases").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"address": "ok", "destinations": "not-an-address"}, "destinations"),
+    ({"address": "ok", "destinations": ""}, "destinations"),
+    ({"address": "bad local", "destinations": "x@gmail.test"}, "address"),
+    ({"address": "loop", "destinations": "loop@owned.test"}, "destinations"),
+    ({"address": "dup", "destinations": "x@gmail.test", "note": "n" * 501}, "note"),
+])
+def test_alias_form_errors_are_shown_next_to_the_field(owner_browser, owner_domain, data, field):
+    response = owner_browser.post(f"/domains/{owner_domain}/aliases", data, csrf_page="/")
+    assert response.status_code == 400
+    assert f'id="{field}-error"' in response.get_data(as_text=True)
+
+
+def test_duplicate_alias_is_refused(owner_browser, owner_domain, db):
+    with db.session() as s:
+        add_alias(s, "dup@owned.test", "x@gmail.test")
+    response = owner_browser.post(f"/domains/{owner_domain}/aliases", {"address": "dup", "destinations": "y@gmail.test"},
+                                  csrf_page="/")
+    assert response.status_code == 400 and "already exists" in response.get_data(as_text=True)
+
+
+def test_edit_toggle_delete(owner_browser, owner_domain, db):
+    with db.session() as s:
+        alias_id = add_alias(s, "edit@owned.test", "x@gmail.test").id
+    form = owner_browser.get(f"/aliases/{alias_id}/edit").get_data(as_text=True)
+    assert "x@gmail.test" in form
+    response = owner_browser.post(f"/aliases/{alias_id}/edit", {"destinations": "y@gmail.test\nz@gmail.test",
+                                                               "note": "changed", "enabled": "y"}, csrf_page="/")
+    assert response.status_code == 302
+    alias = _aliases(db, owner_domain)["edit"]
+    assert alias.destinations == ["y@gmail.test", "z@gmail.test"] and alias.note == "changed"
+    owner_browser.post(f"/aliases/{alias_id}/toggle", csrf_page="/")
+    assert not _aliases(db, owner_domain)["edit"].enabled
+    owner_browser.post(f"/aliases/{alias_id}/toggle", csrf_page="/")
+    assert _aliases(db, owner_domain)["edit"].enabled
+    owner_browser.post(f"/aliases/{alias_id}/delete", csrf_page="/")
+    assert "edit" not in _aliases(db, owner_domain)
+
+
+def test_a_bad_edit_changes_nothing_and_shows_the_error(owner_browser, owner_domain, db):
+    with db.session() as s:
+        alias_id = add_alias(s, "keep@owned.test", "x@gmail.test", note="old").id
+    response = owner_browser.post(f"/aliases/{alias_id}/edit", {"destinations": "y@gmail.test", "note": "n" * 501},
+                                  csrf_page="/")
+    assert response.status_code == 400 and 'id="note-error"' in response.get_data(as_text=True)
+    alias = _aliases(db, owner_domain)["keep"]
+    assert alias.destinations == ["x@gmail.test"] and alias.note == "old" and alias.enabled
+
+
+def test_counters_are_shown(owner_browser, owner_domain, db):
+    with db.session() as s:
+        alias = add_alias(s, "count@owned.test", "x@gmail.test")
+        alias.forwarded_count, alias.bounced_count = 12, 3
+    html = owner_browser.get(f"/domains/{owner_domain}/aliases").get_data(as_text=True)
+    row = re.search(r'data-address="count@owned.test">(.*?)</tr>', html, re.S).group(1)
+    assert "<td>12</td><td>3</td>" in row
+
+
+def test_search(owner_browser, owner_domain, db):
+    with db.session() as s:
+        add_alias(s, "sales@owned.test", "x@gmail.test")
+        add_alias(s, "support@owned.test", "x@gmail.test")
+    html = owner_browser.get(f"/domains/{owner_domain}/aliases?q=sal").get_data(as_text=True)
+    assert "sales@owned.test" in html and "support@owned.test" not in html
+
+
+def test_another_owner_gets_404_for_my_aliases(other_browser, owner_domain, db):
+    with db.session() as s:
+        alias_id = add_alias(s, "mine@owned.test", "x@gmail.test").id
+    assert other_browser.get(f"/domains/{owner_domain}/aliases").status_code == 404
+    assert other_browser.get(f"/aliases/{alias_id}/edit").status_code == 404
+    for url, data in ((f"/aliases/{alias_id}/edit", {"destinations": "evil@evil.test"}),
+                      (f"/aliases/{alias_id}/toggle", {}), (f"/aliases/{alias_id}/delete", {}),
+                      (f"/domains/{owner_domain}/aliases", {"address": "evil", "destinations": "evil@evil.test"})):
+        assert other_browser.post(url, data, csrf_page="/").status_code == 404, url
+    aliases = _aliases(db, owner_domain)
+    assert set(aliases) == {"mine"} and aliases["mine"].destinations == ["x@gmail.test"] and aliases["mine"].enabled

@@ -1,0 +1,158 @@
+import logging
+
+import pytest
+
+from app.services.users import authenticate
+from mailferry.models import User
+from tests.app.web_fixtures import Browser, make_web_app
+
+
+def test_pages_need_a_login(browser):
+    for url in ("/", "/account", "/stats", "/domains/1", "/domains/1/aliases", "/messages/X", "/admin/failed"):
+        response = browser.get(url)
+        assert response.status_code == 302 and "/login" in response.headers["Location"], url
+
+
+def test_signup_creates_an_owner_and_signs_in(browser, db):
+    response = browser.post("/signup", {"email": "New@People.test", "password": "long-enough-pw",
+                                        "confirm": "long-enough-pw"}, csrf_page="/signup")
+    assert response.status_code == 302
+    page = browser.get("/").get_data(as_text=True)
+    assert "new@people.test" in page and "Add a domain" in page
+    with db.session() as s:
+        user = authenticate(s, "new@people.test", "long-enough-pw")
+        assert user.role == "owner" and user.password_hash.startswith("$argon2id$")
+
+
+@pytest.mark.parametrize("data, field, message", [
+    ({"email": "a@people.test", "password": "short", "confirm": "short"}, "password", "at least 8"),
+    ({"email": "a@people.test", "password": "long-enough-1", "confirm": "long-enough-2"}, "confirm", "passwords differ"),
+    ({"email": "not-an-address", "password": "long-enough-1", "confirm": "long-enough-1"}, "email", ""),
+    ({"email": "owner@people.test", "password": "long-enough-1", "confirm": "long-enough-1"}, "email", "already exists"),
+])
+def test_signup_errors_are_shown_next_to_the_field(browser, owner, data, field, message):
+    response = browser.post("/signup", data, csrf_page="/signup")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f'id="{field}-error"' in html
+    assert message in html.split(f'id="{field}-error"')[1][:200]
+
+
+def test_signup_can_be_switched_off(web_settings):
+    app = make_web_app(web_settings.replace(SIGNUP_ENABLED=False))
+    browser = Browser(app)
+    assert browser.get("/signup").status_code == 404
+    assert "Sign up" not in browser.get("/login").get_data(as_text=True)
+
+
+def test_forms_refuse_a_post_without_the_csrf_token(browser, owner):
+    response = browser.client.post("/login", data={"email": "owner@people.test", "password": "owner-password"})
+    assert response.status_code == 400 and "Reload the page" in response.get_data(as_text=True)
+    assert "_user_id" not in _session(browser)
+
+
+def _session(browser):
+    with browser.client.session_transaction() as session:
+        return dict(session)
+
+
+def test_login_wrong_password_and_right_password(browser, owner):
+    response = browser.post("/login", {"email": "owner@people.test", "password": "wrong-password"})
+    assert response.status_code == 200 and "Wrong email or password" in response.get_data(as_text=True)
+    response = browser.post("/login", {"email": "OWNER@people.test", "password": "owner-password"})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target, expected", [("/stats", "/stats"), ("//evil.test/x", "/"),
+                                              ("https://evil.test/", "/"), ("/\\evil.test", "/")])
+def test_login_redirects_only_to_local_pages(browser, owner, target, expected):
+    response = browser.client.post(f"/login?next={target}", data={
+        "email": "owner@people.test", "password": "owner-password", "csrf_token": browser.csrf()})
+    assert response.headers["Location"] == expected
+
+
+def test_session_cookie_flags(web_settings, owner):
+    app = make_web_app(web_settings.replace(SESSION_COOKIE_SECURE=True))
+    browser = Browser(app)
+    token = browser.csrf()
+    response = browser.client.post("/login", data={"email": "owner@people.test", "password": "owner-password",
+                                                   "csrf_token": token})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+def test_logout_ends_the_session(owner_browser):
+    assert owner_browser.post("/logout", csrf_page="/").status_code == 302
+    assert owner_browser.get("/").status_code == 302
+
+
+def test_password_change(web_app, owner_browser, db):
+    second = Browser(web_app).login("owner@people.test", "owner-password")
+    response = owner_browser.post("/account", {"pw-old_password": "nope-nope", "pw-new_password": "brand-new-pw",
+                                               "pw-confirm": "brand-new-pw"}, csrf_page="/account")
+    html = response.get_data(as_text=True)
+    assert 'id="pw-old_password-error"' in html and "current password is wrong" in html
+    response = owner_browser.post("/account", {"pw-old_password": "owner-password", "pw-new_password": "brand-new-pw",
+                                               "pw-confirm": "brand-new-pw"}, csrf_page="/account")
+    assert response.status_code == 302
+    assert owner_browser.get("/").status_code == 200  # this session carries on
+    assert second.get("/").status_code == 302  # every other session ended with the old password
+    with db.session() as s:
+        assert authenticate(s, "owner@people.test", "owner-password") is None
+        assert authenticate(s, "owner@people.test", "brand-new-pw") is not None
+
+
+def test_login_rate_limit_blocks_after_repeated_failures(web_settings, owner):
+    app = make_web_app(web_settings.replace(LOGIN_RATE_LIMIT=3))
+    browser = Browser(app)
+    for _ in range(3):
+        assert browser.post("/login", {"email": "owner@people.test", "password": "wrong-pw"}).status_code == 200
+    response = browser.post("/login", {"email": "owner@people.test", "password": "owner-password"})
+    assert response.status_code == 429 and "Too many failed logins" in response.get_data(as_text=True)
+    # the account is blocked from any address, not just this one
+    other = Browser(app)
+    response = other.client.post("/login", data={"email": "owner@people.test", "password": "owner-password",
+                                                 "csrf_token": other.csrf()}, environ_base={"REMOTE_ADDR": "127.0.0.77"})
+    assert response.status_code == 429
+
+
+def test_login_rate_limit_fails_open_when_redis_is_down(web_settings, owner, redis_server, caplog):
+    app = make_web_app(web_settings.replace(LOGIN_RATE_LIMIT=1))
+    browser = Browser(app)
+    redis_server.stop()
+    try:
+        with caplog.at_level(logging.WARNING, logger="mailferry.login_limit"):
+            browser.post("/login", {"email": "owner@people.test", "password": "wrong-pw"})
+            response = browser.post("/login", {"email": "owner@people.test", "password": "owner-password"})
+    finally:
+        redis_server.start()
+    assert response.status_code == 302
+    assert any("login rate limit unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_api_tokens_are_shown_once_and_can_be_revoked(owner_browser, web_app):
+    response = owner_browser.post("/account/tokens", {"token-name": "laptop"}, csrf_page="/account")
+    html = response.get_data(as_text=True)
+    secret = html.split('id="new-token"')[1].split('data-copy="')[1].split('"')[0]
+    assert secret.startswith("mf_")
+    page = owner_browser.get("/account").get_data(as_text=True)
+    assert "laptop" in page and secret not in page
+    api = web_app.test_client()
+    assert api.get("/api/v1/domains", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    token_id = page.split("/account/tokens/")[1].split("/revoke")[0]
+    assert owner_browser.post(f"/account/tokens/{token_id}/revoke", csrf_page="/account").status_code == 302
+    assert api.get("/api/v1/domains", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_token_name_error_next_to_the_field(owner_browser):
+    response = owner_browser.post("/account/tokens", {"token-name": ""}, csrf_page="/account")
+    assert response.status_code == 400 and 'id="token-name-error"' in response.get_data(as_text=True)
+
+
+def test_another_owner_cannot_revoke_my_token(owner_browser, other_browser, db, owner):
+    from app.services.tokens import create_token, list_tokens
+    with db.session() as s:
+        token, _ = create_token(s, s.get(User, owner.id), "mine")
+    assert other_browser.post(f"/account/tokens/{token.id}/revoke", csrf_page="/account").status_code == 404
+    with db.session() as s:
+        assert len(list_tokens(s, s.get(User, owner.id))) == 1

@@ -1,0 +1,113 @@
+"""The whole product through the dashboard: sign up, add a domain, publish and verify its records, create an
+alias, send a message to it through the inbound SMTP server, and watch the log show it delivered by the worker.
+
+All real and on loopback: chromium, the dashboard over HTTP, the DNS server, `smtp.server.ServerThread`,
+`python worker.py` with RQ, and an aiosmtpd sink as the destination's MX.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug.serving import make_server
+
+from app.services.verification import expected_records
+from mailferry.models import Domain
+from smtp.server import ServerThread
+from tests.app.conftest import SERVER_IP, publish
+from tests.app.web_fixtures import make_web_app
+from tests.conftest import make_settings
+from tests.smtp.delivery.conftest import ORIGINAL, Internet, WorkerProcess
+from tests.support.net import wait_for
+
+
+@pytest.fixture
+def internet(dns_server):
+    net = Internet(dns_server)
+    yield net
+    net.stop()
+
+
+@pytest.fixture
+def env(db_url, redis_url, internet) -> dict[str, str]:
+    """One configuration for the dashboard, the SMTP server and the worker."""
+    return {
+        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "RQ_QUEUE": "mf-e2e", "SMTP_HOSTNAME": "mx.mailferry.test",
+        "SECRET_KEY": "test-secret-key-0123456789", "SMTP_PUBLIC_IPS": SERVER_IP,
+        "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
+        "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def stack(env, tmp_path):
+    """Dashboard (HTTP thread), inbound SMTP server (thread) and a worker process; yields (base_url, smtp address)."""
+    settings = make_settings(**env)
+    app = make_web_app(settings)
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    http_thread = threading.Thread(target=http.serve_forever, daemon=True)
+    http_thread.start()
+    inbound = ServerThread(settings.replace(SMTP_LISTEN=("127.0.0.1", 0)))
+    worker = WorkerProcess(env, str(tmp_path / "worker.log")).start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}", inbound.start(), worker
+    finally:
+        worker.stop()
+        inbound.stop()
+        http.shutdown()
+        http_thread.join(5)
+        app.extensions["mailferry.db"].dispose()
+
+
+def test_sign_up_to_delivered_in_the_log(stack, page, shot, db, internet, env):
+    base, (smtp_host, smtp_port), worker = stack
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+
+    page.goto(f"{base}/signup")
+    page.fill("#email", "e2e@people.test")
+    page.fill("#password", "a-long-password")
+    page.fill("#confirm", "a-long-password")
+    page.click("button[type=submit]")
+    page.fill("#name", "ferry.test")
+    page.click("text=Add domain")
+    page.click("text=Create DKIM key")
+    page.wait_for_selector("tr.dkim-key .badge")
+    with db.session() as s:
+        publish(internet.dns, expected_records(s.query(Domain).filter_by(name="ferry.test").one(), make_settings(**env)))
+    page.click("text=Verify now")
+    expect(page.locator("h1 >> text=accepting mail")).to_be_visible()
+
+    page.click("text=Aliases")
+    page.fill("#address", "hello")
+    page.fill("#destinations", "bob@dest.test")
+    page.click("text=Create alias")
+    expect(page.locator('tr.alias[data-address="hello@ferry.test"]')).to_be_visible()
+
+    with smtplib.SMTP(smtp_host, smtp_port, timeout=10) as client:
+        assert client.sendmail("alice@sender.test", ["hello@ferry.test"], ORIGINAL) == {}
+    wait_for(lambda: sink.messages, timeout=60, what=f"delivery; worker log:\n{worker.log()}")
+    assert sink.messages[0].rcpt_tos == ("bob@dest.test",)
+
+    page.click("text=Message log")
+
+    def delivered() -> bool:
+        page.reload()
+        return "delivered" in page.locator("#message-log").inner_text()
+
+    wait_for(delivered, timeout=30, interval=0.5, what="the log to show the delivery")
+    row = page.locator("tr.message").first.inner_text()
+    assert "alice@sender.test" in row and "bob@dest.test" in row and "via MX mx.dest.test" in row
+    shot("delivered")
+
+    page.click("h1 >> text=ferry.test")
+    page.click("main >> text=Stats")
+    expect(page.locator("#total-received")).to_have_text("1")
+    expect(page.locator("#total-forwarded")).to_have_text("1")
+    page.click("h1 >> text=ferry.test")
+    page.click("text=Aliases")
+    expect(page.locator('tr.alias[data-address="hello@ferry.test"] td').nth(3)).to_have_text("1")  # forwarded
+    shot("alias-counters")
