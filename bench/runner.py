@@ -1,0 +1,98 @@
+"""The measurements for one path and one message size: throughput with smtp-source into smtp-sink, then latency
+with our load generator into the counting sink, then end-to-end latency at a paced rate below capacity."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from .loadgen import run_load
+from .paths import SENDER, Path
+from .postfix import SmtpSink, smtp_source
+from .procs import wait_until
+from .sink import CountingSink
+from .stats import latency_ms
+
+
+@dataclass(frozen=True)
+class Load:
+    messages: int
+    concurrency: int
+    size: int
+    latency_messages: int
+    paced_seconds: float
+    pace: float  # fraction of the measured end-to-end throughput offered in the paced phase
+    reuse: bool
+    drain_timeout: float
+
+
+def _drain_wait(count, expected: int, started: float, timeout: float) -> tuple[int, float]:
+    """Wait until `count()` reaches expected; return (arrived, seconds from started to the last arrival seen)."""
+    seen, last = count(), time.monotonic()
+    deadline = last + timeout
+    while seen < expected and time.monotonic() < deadline:
+        time.sleep(0.005)
+        now_seen = count()
+        if now_seen != seen:
+            seen, last = now_seen, time.monotonic()
+    return seen, max(last - started, 1e-9)
+
+
+def throughput(path: Path, load: Load, workdir: str) -> dict:
+    """smtp-source -> path -> smtp-sink: acceptance and end-to-end messages/s, CPU per message."""
+    sink = SmtpSink(workdir, path.sink_port).start()
+    try:
+        cpu0 = path.cpu_seconds()
+        started = time.monotonic()
+        accept_s = smtp_source(path.entry_port, load.messages, load.concurrency, load.size, SENDER,
+                               path.recipients[0], reuse=load.reuse)
+        arrived, e2e_s = _drain_wait(sink.count, load.messages, started, load.drain_timeout)
+        if not path.forwards:
+            e2e_s = accept_s
+        cpu = path.cpu_seconds() - cpu0
+    finally:
+        sink.stop()
+    return {
+        "messages": load.messages,
+        "accept_per_s": round(load.messages / accept_s, 1),
+        "arrived": arrived,
+        "e2e_per_s": round(arrived / e2e_s, 1),
+        "complete": arrived >= load.messages,
+        "cpu_ms_per_message": round(cpu * 1000 / load.messages, 2) if path.processes() else None,
+    }
+
+
+def latency(path: Path, load: Load, messages: int, rate: float = 0.0) -> dict:
+    """Our load generator -> path -> counting sink: acceptance and end-to-end latency percentiles."""
+    sink = CountingSink(path.sink_port).start()
+    try:
+        result = asyncio.run(run_load("127.0.0.1", path.entry_port, messages, load.concurrency, load.size, SENDER,
+                                      path.recipients, rate=rate, reuse=load.reuse))
+        wait_until(lambda: sink.count() >= result.sent, load.drain_timeout, 0.01)
+    finally:
+        sink.stop()
+    e2e = [arrived - sent for sent, arrived in sink.arrivals if sent > 0]
+    return {
+        "messages": messages,
+        "offered_per_s": round(rate, 1) if rate else None,
+        "accepted": result.sent,
+        "failed": result.failed,
+        "errors": result.errors,
+        "accept_per_s": round(result.throughput, 1),
+        "accept_latency_ms": latency_ms(result.latencies),
+        "arrived": len(sink.arrivals),
+        "e2e_latency_ms": latency_ms(e2e),
+    }
+
+
+def measure(path: Path, load: Load, workdir: str) -> dict:
+    out = {"path": path.name, "size": load.size, "concurrency": load.concurrency}
+    out["throughput"] = throughput(path, load, workdir)
+    out["latency"] = latency(path, load, load.latency_messages)
+    e2e_rate = out["throughput"]["e2e_per_s"]
+    if load.paced_seconds > 0 and e2e_rate > 0:
+        rate = e2e_rate * load.pace
+        out["paced"] = latency(path, load, max(10, int(rate * load.paced_seconds)), rate=rate)
+    out["rss_bytes"] = path.rss()
+    return out
