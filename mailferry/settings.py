@@ -161,6 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("SMTP_TLS_CERT", parse_file, "", "PEM certificate for STARTTLS on the inbound server (with SMTP_TLS_KEY). Empty = no STARTTLS."),
     S("SMTP_TLS_KEY", parse_file, "", "PEM private key for SMTP_TLS_CERT."),
     S("SMTP_SERVER_PROCESSES", lambda r: parse_int(r, 1), "1", "Processes `python -m smtp` runs on the same port (SO_REUSEPORT)."),
+    S("SMTP_RECIPIENT_CACHE_TTL", lambda r: parse_int(r, 0), "10", "Seconds a RCPT lookup (alias found or refused) is cached per process; 0 = no cache."),
     # delivery
     S("SMTP_DELIVERY_MODE", parse_mode, "direct", "direct (recipient's MX), relay (SMTP relays), hybrid (direct, relay fallback) or smart (per destination by success rate)."),
     S("SMTP_ENABLE_DKIM", parse_bool, "true", "Sign forwarded mail with the alias domain's active DKIM key."),

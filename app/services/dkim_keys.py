@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailferry.crypto import encrypt
+from mailferry.dkim_keys import active_key
 from mailferry.models import DkimKey, Domain
 
 ALGORITHMS = ("rsa", "ed25519")
+__all__ = ["ALGORITHMS", "activate_key", "active_key", "generate_key", "txt_record"]
 
 
 def _keypair(algorithm: str) -> tuple[bytes, str]:
@@ -58,10 +60,6 @@ def activate_key(session: Session, key: DkimKey) -> None:
     for other in session.scalars(select(DkimKey).where(DkimKey.domain_id == key.domain_id)):
         other.active = other.id == key.id
     session.flush()
-
-
-def active_key(session: Session, domain_id: int) -> DkimKey | None:
-    return session.scalar(select(DkimKey).where(DkimKey.domain_id == domain_id, DkimKey.active))
 
 
 def txt_record(key: DkimKey, domain_name: str) -> tuple[str, str]:

@@ -1,0 +1,40 @@
+"""Checks on the raw bytes of a message at the end of DATA, before it is spooled."""
+
+from __future__ import annotations
+
+import re
+
+from . import replies
+
+_HEADER_END = re.compile(rb"\r\n\r\n")
+_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def has_bare_line_ending(raw: bytes) -> bool:
+    """True when a CR or LF appears anywhere but in a CRLF pair.
+
+    aiosmtpd splits DATA on CRLF only, so a lone LF reaches the content unchanged; a downstream MTA that
+    accepts LF as a line end would read "\\n.\\n" as end-of-data and a second, smuggled message after it.
+    """
+    crlf = raw.count(b"\r\n")
+    return raw.count(b"\r") != crlf or raw.count(b"\n") != crlf
+
+
+def header_section(raw: bytes) -> bytes:
+    if raw.startswith(b"\r\n"):
+        return b""
+    match = _HEADER_END.search(raw)
+    return raw[: match.start() + 2] if match else raw
+
+
+def received_count(raw: bytes) -> int:
+    return len(_RECEIVED.findall(header_section(raw)))
+
+
+def check_content(raw: bytes, max_received: int) -> str | None:
+    """The refusal reply for a message that must not be accepted, or None when it may be spooled."""
+    if has_bare_line_ending(raw):
+        return replies.BARE_LINE_ENDING
+    if received_count(raw) > max_received:
+        return replies.MAIL_LOOP
+    return None

@@ -1,0 +1,68 @@
+"""DKIM signatures: dkimpy's parsing and canonicalisation, the signature itself through OpenSSL (cryptography).
+
+dkimpy signs RSA in pure Python and needs PyNaCl for Ed25519; `cryptography` does both in C.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+
+import dkim
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from dkim.canonicalization import CanonicalizationPolicy
+
+from mailferry.dkim_keys import SigningKey
+
+CANONICALIZATION = b"relaxed/relaxed"  # survives the header refolding some hops do
+ALGORITHM_TAGS = {"rsa": b"rsa-sha256", "ed25519": b"ed25519-sha256"}
+_SIGNED = set(dkim.DKIM.SHOULD) | set(dkim.DKIM.FROZEN)
+
+
+class SigningError(ValueError):
+    """The message cannot be signed (no From header) or the key is unusable."""
+
+
+def _include_headers(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    present = [name.lower() for name, _ in headers if name.lower() in _SIGNED]
+    if b"from" not in present:
+        raise SigningError("no From header to sign")
+    # Every signed name once per occurrence, From once more so nobody can add a second one.
+    return present + [b"from"]
+
+
+def _sign_digest(key: SigningKey, digest: bytes) -> bytes:
+    private = serialization.load_pem_private_key(key.private_pem, password=None)
+    if isinstance(private, rsa.RSAPrivateKey):
+        return private.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        return private.sign(digest)  # RFC 8463: Ed25519 over the SHA-256 of the signed data
+    raise SigningError(f"unsupported DKIM key type {type(private).__name__}")
+
+
+def dkim_signature(message: bytes, key: SigningKey, now: int | None = None) -> bytes:
+    """The `DKIM-Signature: ...\\r\\n` header line (folded, CRLF) to prepend to `message`."""
+    algorithm = ALGORITHM_TAGS.get(key.algorithm)
+    if algorithm is None:
+        raise SigningError(f"unknown DKIM algorithm {key.algorithm!r}")
+    headers, body = dkim.rfc822_parse(message)
+    include = _include_headers(headers)
+    policy = CanonicalizationPolicy.from_c_value(CANONICALIZATION)
+    body_hash = base64.b64encode(hashlib.sha256(policy.canonicalize_body(body)).digest())
+    domain = key.domain.encode("ascii")
+    fields = [
+        (b"v", b"1"), (b"a", algorithm), (b"c", CANONICALIZATION), (b"d", domain),
+        (b"s", key.selector.encode("ascii")), (b"t", str(int(now or time.time())).encode()),
+        (b"h", b" : ".join(include)), (b"bh", body_hash), (b"b", b""),
+    ]
+    unsigned = dkim.fold(b"; ".join(b"=".join(f) for f in fields), namelen=len(b"DKIM-Signature"))
+    hasher = hashlib.sha256()
+    dkim.hash_headers(hasher, policy, policy.canonicalize_headers(headers), include,
+                      (b"DKIM-Signature", b" " + unsigned), dict(fields))
+    signature = base64.b64encode(_sign_digest(key, hasher.digest()))
+    fields[-1] = (b"b", signature)
+    value = dkim.fold(b"; ".join(b"=".join(f) for f in fields) + b"\r\n", namelen=len(b"DKIM-Signature"))
+    return b"DKIM-Signature: " + value

@@ -1,0 +1,189 @@
+"""Direct SMTP client: one connection per destination domain, every transaction for it over that connection.
+
+`send()` is a generator that yields each transaction's replies as soon as its DATA is answered, so the
+caller can commit a delivered destination before the next transaction starts.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .mx import MxHost
+from .outcome import Reply
+
+NO_HOSTS = Reply(None, "4.4.4 no MX host could be tried")
+
+
+@dataclass
+class Transaction:
+    envelope_from: str
+    recipients: list[str]
+    data: bytes
+    tag: object = None  # the caller's bookkeeping, handed back with the result
+
+
+@dataclass
+class TransactionResult:
+    transaction: Transaction
+    replies: dict[str, Reply]
+    mx_host: str = ""
+    tls: bool = False
+
+
+@dataclass
+class _Session:
+    client: smtplib.SMTP
+    host: MxHost
+    tls: bool
+    features: dict = field(default_factory=dict)
+
+
+class SessionError(Exception):
+    def __init__(self, reply: Reply):
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+def _reply(code: int, message: bytes | str) -> Reply:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return Reply(code, " ".join(text.split()))
+
+
+def _has_8bit(data: bytes) -> bool:
+    return any(b > 127 for b in data)
+
+
+class DirectTransport:
+    def __init__(self, *, hostname: str, port: int, timeout: float, require_tls: bool):
+        self.hostname = hostname
+        self.port = port
+        self.timeout = timeout
+        self.require_tls = require_tls
+        # Opportunistic STARTTLS (RFC 3207): MX certificates are not checked, as every MTA does without DANE/MTA-STS.
+        self.tls_context = ssl.create_default_context()
+        self.tls_context.check_hostname = False
+        self.tls_context.verify_mode = ssl.CERT_NONE
+
+    def send(self, hosts: list[MxHost], transactions: Iterable[Transaction]) -> Iterator[TransactionResult]:
+        pending = list(transactions)
+        last, last_host = NO_HOSTS, ""
+        for host in hosts:
+            for address in host.addresses:
+                if not pending:
+                    return
+                try:
+                    session = self._open(host, address)
+                except SessionError as exc:
+                    last, last_host = exc.reply, host.name
+                    continue
+                try:
+                    yield from self._run(session, pending)
+                finally:
+                    self._close(session)
+        for tx in pending:
+            yield TransactionResult(tx, {r: last for r in tx.recipients}, last_host, False)
+
+    def _open(self, host: MxHost, address: str) -> _Session:
+        where = f"{host.name}[{address}]:{self.port}"
+        client = smtplib.SMTP(local_hostname=self.hostname, timeout=self.timeout)
+        try:
+            code, message = client.connect(address, self.port)
+            if code != 220:
+                raise SessionError(_reply(code, message))
+            tls = self._hello(client, host)
+            return _Session(client, host, tls)
+        except SessionError:
+            self._abort(client)
+            raise
+        except smtplib.SMTPResponseException as exc:
+            self._abort(client)
+            raise SessionError(_reply(exc.smtp_code, exc.smtp_error)) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self._abort(client)
+            raise SessionError(Reply(None, f"{where}: {exc or type(exc).__name__}")) from None
+
+    def _hello(self, client: smtplib.SMTP, host: MxHost) -> bool:
+        code, message = client.ehlo()
+        if code != 250:
+            code, message = client.helo()
+            if code != 250:
+                raise SessionError(_reply(code, message))
+        if not client.has_extn("starttls"):
+            if self.require_tls:
+                raise SessionError(Reply(None, f"4.7.10 {host.name} does not offer STARTTLS and TLS is required"))
+            return False
+        client.starttls(context=self.tls_context)
+        client.ehlo()
+        return True
+
+    def _run(self, session: _Session, pending: list[Transaction]) -> Iterator[TransactionResult]:
+        while pending:
+            tx = pending[0]
+            try:
+                replies = self._transaction(session.client, tx)
+            except (OSError, smtplib.SMTPServerDisconnected) as exc:
+                pending.pop(0)
+                lost = Reply(None, f"4.4.2 connection to {session.host.name} lost: {exc or type(exc).__name__}")
+                yield TransactionResult(tx, {r: lost for r in tx.recipients}, session.host.name, session.tls)
+                return  # the rest try the next host
+            pending.pop(0)
+            yield TransactionResult(tx, replies, session.host.name, session.tls)
+
+    def _transaction(self, client: smtplib.SMTP, tx: Transaction) -> dict[str, Reply]:
+        options = []
+        if client.has_extn("size"):
+            options.append(f"SIZE={len(tx.data)}")
+        if _has_8bit(tx.data) and client.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        addresses = [tx.envelope_from, *tx.recipients]
+        if not all(a.isascii() for a in addresses):
+            if not client.has_extn("smtputf8"):
+                refused = Reply(553, "5.6.7 destination does not support SMTPUTF8 for a non-ASCII address")
+                return {r: refused for r in tx.recipients}
+            options.append("SMTPUTF8")
+            client.command_encoding = "utf-8"
+        code, message = client.docmd("MAIL", f"FROM:<{tx.envelope_from}>{''.join(' ' + o for o in options)}")
+        if code != 250:
+            self._reset(client)
+            return {r: _reply(code, message) for r in tx.recipients}
+        replies: dict[str, Reply] = {}
+        for recipient in tx.recipients:
+            code, message = client.docmd("RCPT", f"TO:<{recipient}>")
+            replies[recipient] = _reply(code, message)
+        accepted = [r for r in tx.recipients if replies[r].code in (250, 251)]
+        if not accepted:
+            self._reset(client)
+            return replies
+        try:
+            code, message = client.data(tx.data)
+        except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
+            code, message = exc.smtp_code, exc.smtp_error
+            self._reset(client)
+        for recipient in accepted:
+            replies[recipient] = _reply(code, message)
+        return replies
+
+    @staticmethod
+    def _reset(client: smtplib.SMTP) -> None:
+        try:
+            client.rset()
+        except (OSError, smtplib.SMTPException):
+            pass
+
+    @staticmethod
+    def _close(session: _Session) -> None:
+        try:
+            session.client.quit()
+        except (OSError, smtplib.SMTPException):
+            session.client.close()
+
+    @staticmethod
+    def _abort(client: smtplib.SMTP) -> None:
+        try:
+            client.close()
+        except OSError:
+            pass
+

@@ -1,0 +1,99 @@
+"""The aiosmtpd handler: MAIL, RCPT and DATA decisions. Blocking work runs in threads, never on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+
+from mailferry.logs import get_logger, log
+from mailferry.settings import Settings
+
+from . import replies
+from .content import check_content
+from .recipients import RecipientResolver, is_mailbox
+from .spool import Incoming, Spooler, SpoolError, new_message_id
+
+logger = get_logger("smtp.inbound")
+NULL_SENDER = "<>"  # how aiosmtpd hands us MAIL FROM:<>; kept so its "need MAIL first" check still passes
+EXTENSIONS_DROPPED = ("AUTH", "HELP")
+EXTENSIONS_ADDED = ("PIPELINING", "ENHANCEDSTATUSCODES")
+
+
+def peer_host(session) -> str:
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
+
+
+class InboundHandler:
+    def __init__(self, settings: Settings, resolver: RecipientResolver, spooler: Spooler, lookups: Executor):
+        self.max_recipients = settings.SMTP_MAX_RECIPIENTS
+        self.max_received = settings.SMTP_MAX_RECEIVED_HEADERS
+        self.resolver = resolver
+        self.spooler = spooler
+        self.lookups = lookups
+
+    async def handle_EHLO(self, server, session, envelope, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        keywords = [r[4:] for r in responses[1:] if not r[4:].startswith(EXTENSIONS_DROPPED)]
+        keywords.extend(EXTENSIONS_ADDED)
+        lines = [responses[0]] + [f"250-{k}" for k in keywords]
+        lines[-1] = "250 " + lines[-1][4:]
+        return lines
+
+    async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
+        if address != NULL_SENDER and not is_mailbox(address):
+            return replies.MALFORMED_ADDRESS
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.OK_SENDER
+
+    async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return replies.TOO_MANY_RECIPIENTS
+        resolution = self.resolver.cached(address)
+        if resolution is None:
+            try:
+                loop = asyncio.get_running_loop()
+                resolution = await loop.run_in_executor(self.lookups, self.resolver.resolve, address)
+            except Exception:
+                logger.error("recipient lookup failed", exc_info=True, extra={"peer": peer_host(session)})
+                return replies.TEMPORARY_FAILURE
+            self.resolver.remember(address, resolution)
+        if not resolution.accepted:
+            log(logger, logging.INFO, "recipient refused", peer=peer_host(session), rcpt=address,
+                reply=resolution.reply)
+            return resolution.reply
+        if address.lower() not in (r.lower() for r in envelope.rcpt_tos):
+            envelope.rcpt_tos.append(address)
+            envelope.routes.append(resolution.route)
+        return resolution.reply
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message_id = new_message_id()
+        raw = envelope.original_content
+        refusal = check_content(raw, self.max_received)
+        if refusal:
+            log(logger, logging.INFO, "message refused", message_id=message_id, peer=peer_host(session),
+                reply=refusal, size=len(raw))
+            return refusal
+        item = Incoming(
+            message_id=message_id, mail_from="" if envelope.mail_from == NULL_SENDER else envelope.mail_from,
+            routes=list(envelope.routes), raw=raw, peer=peer_host(session), helo=session.host_name or "",
+            used_tls=session.ssl is not None,
+        )
+        server.busy = True
+        try:
+            await asyncio.wrap_future(self.spooler.submit(item))
+        except SpoolError:
+            return replies.TEMPORARY_FAILURE
+        finally:
+            server.busy = False
+        log(logger, logging.INFO, "queued", message_id=message_id, peer=item.peer, mail_from=item.mail_from,
+            rcpts=len(item.routes), size=len(raw), tls=item.used_tls)
+        return replies.QUEUED.format(id=message_id)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd would answer a permanent 500 quoting the exception; a transient failure must stay 4xx.
+        logger.error("session error", exc_info=error)
+        return replies.TEMPORARY_FAILURE

@@ -1,0 +1,132 @@
+"""RCPT TO resolution: which addresses we accept and where their copies go. Never an open relay."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, replace
+
+from sqlalchemy import select
+
+from mailferry.db import Database
+from mailferry.models import CATCH_ALL, Alias, Domain
+
+from . import replies
+from .routes import SRS_RETURN, Route
+from .srs import Srs, SrsError
+
+MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
+_DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of one RCPT: a route when accepted, else the refusal reply."""
+
+    reply: str
+    route: Route | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.route is not None
+
+
+def split_address(address: str) -> tuple[str, str]:
+    local, _, domain = address.rpartition("@")
+    return local, domain.rstrip(".").lower()
+
+
+def is_mailbox(address: str) -> bool:
+    """local@domain with both parts present and a syntactically valid domain (aiosmtpd accepts far less)."""
+    local, _, domain = address.rpartition("@")
+    return bool(local) and bool(_DOMAIN.match(domain)) and not any(c.isspace() for c in address)
+
+
+def lookup_candidates(local: str) -> list[str]:
+    """Local parts to try, most specific first: exact, base of a +tag sub-address, catch-all."""
+    local = local.lower()
+    candidates = [local]
+    base = local.split("+", 1)[0]
+    if base and base != local:
+        candidates.append(base)
+    candidates.append(CATCH_ALL)
+    return candidates
+
+
+class RecipientResolver:
+    """Blocking lookups (run them in a thread pool); `cached`/`remember` are for the event loop thread only."""
+
+    def __init__(self, db: Database, srs: Srs, cache_ttl: float = 10.0):
+        self.db = db
+        self.srs = srs
+        self.cache_ttl = cache_ttl
+        self._cache: dict[str, tuple[float, Resolution]] = {}
+
+    # ---- cache (event loop thread) ----
+    @staticmethod
+    def cache_key(address: str) -> str:
+        return address if Srs.is_srs(address) else address.lower()
+
+    def cached(self, address: str) -> Resolution | None:
+        hit = self._cache.get(self.cache_key(address))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        resolution = hit[1]
+        if resolution.route is not None and resolution.route.recipient != address:
+            resolution = replace(resolution, route=replace(resolution.route, recipient=address))
+        return resolution
+
+    def remember(self, address: str, resolution: Resolution) -> None:
+        if self.cache_ttl <= 0:
+            return
+        now = time.monotonic()
+        if len(self._cache) > 10000:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] >= now}
+        self._cache[self.cache_key(address)] = (now + self.cache_ttl, resolution)
+
+    # ---- lookup (worker thread) ----
+    def resolve(self, address: str) -> Resolution:
+        local, domain = split_address(address)
+        if not local or not domain:
+            return Resolution(replies.UNKNOWN_RECIPIENT)
+        is_srs = Srs.is_srs(address)
+        # Our SRS local parts embed a whole foreign address and can be longer than 64 octets; the hash guards them.
+        if not is_srs and len(local.encode("utf-8", "surrogateescape")) > MAX_LOCAL_PART_OCTETS:
+            return Resolution(replies.LOCAL_PART_TOO_LONG)
+        with self.db.sessionmaker() as session:
+            found = session.execute(
+                select(Domain.id, Domain.verified).where(Domain.name == domain)
+            ).first()
+            if found is None or not found.verified:
+                return Resolution(replies.RELAY_DENIED)
+            if is_srs:
+                return self._srs_return(address, found.id)
+            return self._alias(session, address, local, found.id)
+
+    def _srs_return(self, address: str, domain_id: int) -> Resolution:
+        try:
+            original = self.srs.reverse(address)
+        except SrsError:
+            return Resolution(replies.BAD_SRS_ADDRESS)
+        route = Route(recipient=address, destinations=(original,), kind=SRS_RETURN, domain_id=domain_id)
+        return Resolution(replies.OK_RECIPIENT, route)
+
+    def _alias(self, session, address: str, local: str, domain_id: int) -> Resolution:
+        candidates = lookup_candidates(local)
+        rows = {
+            alias.local_part: alias
+            for alias in session.scalars(
+                select(Alias).where(Alias.domain_id == domain_id, Alias.local_part.in_(candidates))
+            )
+        }
+        for candidate in candidates:
+            alias = rows.get(candidate)
+            if alias is None:
+                continue
+            # A disabled alias refuses its address even when a catch-all exists: disabling is how owners stop spam.
+            if not alias.enabled or not alias.destinations:
+                return Resolution(replies.UNKNOWN_RECIPIENT)
+            route = Route(recipient=address, destinations=tuple(alias.destinations),
+                          domain_id=domain_id, alias_id=alias.id)
+            return Resolution(replies.OK_RECIPIENT, route)
+        return Resolution(replies.UNKNOWN_RECIPIENT)

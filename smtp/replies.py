@@ -1,0 +1,51 @@
+"""Every reply the inbound server chooses itself, as named constants (RFC 5321 code + RFC 3463 enhanced code)."""
+
+from __future__ import annotations
+
+import re
+
+OK_SENDER = "250 2.1.0 Ok"
+OK_RECIPIENT = "250 2.1.5 Ok"
+QUEUED = "250 2.0.0 Ok: queued as {id}"
+
+LINE_TOO_LONG = "500 5.5.6 Line too long"
+MESSAGE_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+MALFORMED_ADDRESS = "553 5.1.3 Malformed address"
+LOCAL_PART_TOO_LONG = "553 5.1.3 Local part longer than 64 octets"
+UNKNOWN_RECIPIENT = "550 5.1.1 No such recipient here"
+BAD_SRS_ADDRESS = "550 5.1.1 Invalid or expired SRS address"
+RELAY_DENIED = "550 5.7.1 Relay access denied"
+BARE_LINE_ENDING = "550 5.6.11 Message contains bare CR or bare LF, use CRLF line endings"
+MAIL_LOOP = "554 5.4.6 Too many Received headers: mail loop"
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+IDLE_TIMEOUT = "421 4.4.2 {host} Idle timeout, closing connection"
+SHUTTING_DOWN = "421 4.3.2 {host} Service shutting down"
+
+# aiosmtpd's own replies carry no enhanced status code; these are the ones whose text we replace outright.
+REWRITES = {
+    "500 Command line too long": LINE_TOO_LONG,
+    "500 Line too long (see RFC5321 4.5.3.1.6)": LINE_TOO_LONG,
+    "552 Error: Too much mail data": MESSAGE_TOO_BIG,
+    "552 Error: message size exceeds fixed maximum message size": MESSAGE_TOO_BIG,
+}
+# For the rest an enhanced code by reply code is inserted (RFC 2034 wants one on every reply once advertised).
+ENHANCED_BY_CODE = {
+    "211": "2.0.0", "214": "2.0.0", "220": "2.0.0", "221": "2.0.0", "235": "2.7.0", "250": "2.0.0",
+    "252": "2.5.0", "354": "", "421": "4.4.2", "451": "4.3.0", "454": "4.7.0", "500": "5.5.2",
+    "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4", "530": "5.7.0", "538": "5.7.11",
+    "550": "5.0.0", "552": "5.3.4", "553": "5.1.3", "554": "5.5.0", "555": "5.5.4",
+}
+_HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")
+
+
+def with_enhanced_code(reply: str) -> str:
+    """The reply with an RFC 3463 enhanced status code, inserting one when aiosmtpd left it out."""
+    if reply in REWRITES:
+        return REWRITES[reply]
+    if len(reply) < 4 or _HAS_ENHANCED.match(reply):
+        return reply
+    enhanced = ENHANCED_BY_CODE.get(reply[:3])
+    if not enhanced:
+        return reply
+    return f"{reply[:4]}{enhanced} {reply[4:]}".rstrip()

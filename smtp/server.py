@@ -1,0 +1,163 @@
+"""The inbound SMTP server: one asyncio listener, its handler, the spool and the recipient lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+from mailferry.db import Database
+from mailferry.logs import get_logger, log
+from mailferry.settings import Settings
+
+from . import replies
+from .handler import InboundHandler
+from .protocol import InboundSMTP
+from .recipients import RecipientResolver
+from .spool import Spooler
+from .srs import Srs
+
+logger = get_logger("smtp.server")
+BANNER_IDENT = "ESMTP"  # aiosmtpd's default ident names its version
+LOOKUP_THREADS = 8
+BACKLOG = 1024
+SHUTDOWN_GRACE = 15.0  # seconds a session that is committing a message gets to finish at shutdown
+
+
+def make_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not (settings.SMTP_TLS_CERT and settings.SMTP_TLS_KEY):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.SMTP_TLS_CERT, settings.SMTP_TLS_KEY)
+    return context
+
+
+def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+class InboundServer:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = Database(settings.DATABASE_URL)
+        self.lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="rcpt-lookup")
+        srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
+        self.resolver = RecipientResolver(self.db, srs, settings.SMTP_RECIPIENT_CACHE_TTL)
+        self.spooler = Spooler(self.db, settings.REDIS_URL, settings.RQ_QUEUE)
+        self.handler = InboundHandler(settings, self.resolver, self.spooler, self.lookups)
+        self.tls_context = make_tls_context(settings)
+        self.sessions: weakref.WeakSet[InboundSMTP] = weakref.WeakSet()
+        self._server: asyncio.base_events.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _new_session(self) -> InboundSMTP:
+        session = InboundSMTP(
+            self.handler,
+            hostname=self.settings.SMTP_HOSTNAME,  # without it aiosmtpd calls a blocking getfqdn() per connection
+            ident=BANNER_IDENT,
+            data_size_limit=self.settings.SMTP_MAX_MESSAGE_SIZE,
+            tls_context=self.tls_context,
+            timeout=self.settings.SMTP_IDLE_TIMEOUT,
+            loop=self._loop,
+        )
+        self.sessions.add(session)
+        return session
+
+    async def start(self, sock: socket.socket | None = None, reuse_port: bool = False) -> tuple[str, int]:
+        """Listen (on `sock`, or bind SMTP_LISTEN) and return the bound (host, port)."""
+        self._loop = asyncio.get_running_loop()
+        if sock is None:
+            sock = bind_socket(*self.settings.SMTP_LISTEN, reuse_port=reuse_port)
+        self.spooler.start()
+        self._server = await self._loop.create_server(self._new_session, sock=sock, backlog=BACKLOG)
+        host, port = sock.getsockname()[:2]
+        log(logger, logging.INFO, "listening", host=host, port=port, hostname=self.settings.SMTP_HOSTNAME,
+            tls=self.tls_context is not None)
+        return host, port
+
+    async def close(self) -> None:
+        """Stop accepting, let sessions that are committing a message finish, close the rest with 421."""
+        if self._server is None:
+            return
+        self._server.close()
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        while any(s.busy for s in self.sessions) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        goodbye = replies.SHUTTING_DOWN.format(host=self.settings.SMTP_HOSTNAME).encode("ascii") + b"\r\n"
+        for session in list(self.sessions):
+            transport = session.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(goodbye)
+                transport.close()
+        await self._server.wait_closed()
+        await self._loop.run_in_executor(None, self.spooler.stop)
+        self.lookups.shutdown(wait=True)
+        self.db.dispose()
+        self._server = None
+        log(logger, logging.INFO, "stopped")
+
+
+class ServerThread:
+    """An InboundServer on its own event loop thread (tests, embedding): `start()` -> (host, port), `stop()`."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.server: InboundServer | None = None
+        self.address: tuple[str, int] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> tuple[str, int]:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="smtp-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(30):
+            raise TimeoutError("SMTP server did not start within 30s")
+        if self._error is not None:
+            raise self._error
+        return self.address
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        try:
+            self.server = InboundServer(self.settings)
+            self.address = loop.run_until_complete(self.server.start())
+        except BaseException as exc:
+            self._error = exc
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+            loop.run_until_complete(self.server.close())
+        finally:
+            loop.close()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(60)
+        self._thread = None
+
+    def __enter__(self) -> ServerThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

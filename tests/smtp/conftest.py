@@ -1,0 +1,128 @@
+"""Inbound fixtures: a seeded set of domains and aliases, a running server, a raw SMTP client."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import pytest
+
+from mailferry.models import CATCH_ALL, Alias, Domain, User
+from smtp.server import ServerThread
+from tests.conftest import make_settings
+
+VERIFIED = "alias.test"
+CATCH_ALL_DOMAIN = "catchall.test"
+UNVERIFIED = "unverified.test"
+
+
+@dataclass
+class World:
+    domain_id: int
+    catchall_domain_id: int
+    aliases: dict[str, int]
+
+
+def seed_world(db) -> World:
+    """Domains and aliases every inbound test speaks to."""
+    with db.session() as s:
+        owner = User(email="owner@example.org", password_hash="x")
+        verified = Domain(name=VERIFIED, owner=owner, verify_token="t1", verified=True)
+        catchall = Domain(name=CATCH_ALL_DOMAIN, owner=owner, verify_token="t2", verified=True)
+        unverified = Domain(name=UNVERIFIED, owner=owner, verify_token="t3", verified=False)
+        aliases = {
+            "john": Alias(domain=verified, local_part="john", destinations=["john@dest.test"]),
+            "team": Alias(domain=verified, local_part="team", destinations=["a@dest.test", "b@other.test"]),
+            "off": Alias(domain=verified, local_part="off", destinations=["off@dest.test"], enabled=False),
+            "john+vip": Alias(domain=verified, local_part="john+vip", destinations=["vip@dest.test"]),
+            "*": Alias(domain=catchall, local_part=CATCH_ALL, destinations=["all@dest.test"]),
+            "sales": Alias(domain=catchall, local_part="sales", destinations=["sales@dest.test"]),
+            "ghost": Alias(domain=unverified, local_part="ghost", destinations=["ghost@dest.test"]),
+        }
+        s.add_all([owner, verified, catchall, unverified, *aliases.values()])
+        s.flush()
+        return World(verified.id, catchall.id, {k: a.id for k, a in aliases.items()})
+
+
+@pytest.fixture
+def world(db) -> World:
+    return seed_world(db)
+
+
+@pytest.fixture
+def start_server(settings):
+    """start_server(**overrides) -> (host, port) of a running inbound server; stopped after the test."""
+    threads = []
+
+    def start(**overrides):
+        thread = ServerThread(settings.replace(**overrides))
+        threads.append(thread)
+        return thread.start()
+
+    yield start
+    for thread in threads:
+        thread.stop()
+
+
+@pytest.fixture
+def server(world, start_server) -> tuple[str, int]:
+    return start_server()
+
+
+class RawClient:
+    """A line-level SMTP conversation over a plain socket, for what smtplib will not send."""
+
+    def __init__(self, address: tuple[str, int], timeout: float = 10.0):
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.buffer = b""
+        self.greeting = self.reply()
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"connection closed, buffer={self.buffer!r}")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        return line
+
+    def reply(self) -> str:
+        """One whole (possibly multi-line) reply as text, lines joined by newlines."""
+        lines = [self._line()]
+        while len(lines[-1]) > 3 and lines[-1][3:4] == b"-":
+            lines.append(self._line())
+        return "\n".join(line.decode("utf-8", "replace") for line in lines)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def cmd(self, line: str | bytes) -> str:
+        self.send((line.encode() if isinstance(line, str) else line) + b"\r\n")
+        return self.reply()
+
+    def closed(self) -> bool:
+        """True when the server has closed the connection (after what was buffered)."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_client(server):
+    clients = []
+
+    def connect(address=None) -> RawClient:
+        client = RawClient(address or server)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+__all__ = ["make_settings", "seed_world", "World", "RawClient", "VERIFIED", "CATCH_ALL_DOMAIN", "UNVERIFIED"]

@@ -1,0 +1,194 @@
+"""Fixtures for delivery tests: a loopback 'internet' (DNS zone + SMTP sinks), seeded domains and messages,
+the delivery context in-process, and real `python worker.py` subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from app.services.dkim_keys import generate_key, txt_record
+from mailferry.db import Database
+from mailferry.models import Alias, Domain, User
+from smtp.delivery import context
+from smtp.delivery.dsn import new_message_id
+from smtp.routes import FORWARD, Route, build_message
+from tests.conftest import make_settings
+from tests.smtp.delivery.sink import Sink
+from tests.support.net import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+ORIGINAL = (
+    b"From: Alice Sender <alice@sender.test>\r\n"
+    b"To: Hello <hello@alias.test>\r\n"
+    b"Subject: Lunch on Friday?\r\n"
+    b"Date: Mon, 23 Nov 2026 09:00:00 +0000\r\n"
+    b"Message-ID: <lunch-1@sender.test>\r\n"
+    b"X-Odd-Header:   kept   as   is  \r\n"
+    b"\tfolded  continuation\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Hi,\r\n"
+    b".leading dot line\r\n"
+    b"trailing spaces   \r\n"
+    b"caf\xc3\xa9\r\n"
+    b"\r\n"
+)
+
+
+class Internet:
+    """The loopback DNS zone plus SMTP sinks, all on SMTP_DIRECT_PORT like real MX hosts on port 25."""
+
+    def __init__(self, dns_server):
+        self.dns = dns_server
+        self.port = free_port()
+        self.sinks: list[Sink] = []
+
+    def sink(self, ip: str, tls_context=None) -> Sink:
+        sink = Sink(ip, self.port, tls_context).start()
+        self.sinks.append(sink)
+        return sink
+
+    def mx(self, domain: str, *hosts: tuple[int, str, str], ttl: int = 300) -> None:
+        """hosts: (preference, host name, ip)."""
+        for preference, name, ip in hosts:
+            self.dns.add(domain, "MX", f"{preference} {name}.", ttl=ttl)
+            self.dns.set(name, "A", ip, ttl=ttl)
+
+    def stop(self) -> None:
+        for sink in self.sinks:
+            sink.stop()
+
+
+@pytest.fixture
+def internet(dns_server):
+    net = Internet(dns_server)
+    yield net
+    net.stop()
+
+
+@pytest.fixture
+def env(db_url, redis_url, internet) -> dict[str, str]:
+    """The environment a worker runs with (also what in-process settings are built from)."""
+    return {
+        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "RQ_QUEUE": "mf-test",
+        "SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": "test-secret-key-0123456789",
+        "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
+        "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "MAX_QUEUE_LIFETIME": "1h",
+        "DELIVERY_LEASE": "60s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "DEBUG",
+    }
+
+
+@pytest.fixture
+def dsettings(env):
+    return make_settings(**env)
+
+
+@pytest.fixture
+def ctx(dsettings):
+    yield context.configure(dsettings)
+    context.reset()
+
+
+class World:
+    """Domains, aliases and DKIM keys in the database, with their DNS records published."""
+
+    def __init__(self, db: Database, settings, internet: Internet):
+        self.db = db
+        self.settings = settings
+        self.internet = internet
+
+    def domain(self, name: str, dkim: bool = True) -> int:
+        with self.db.session() as s:
+            owner = s.scalar(select(User).where(User.email == "owner@example.test"))
+            if owner is None:
+                owner = User(email="owner@example.test", password_hash="x")
+                s.add(owner)
+            domain = Domain(name=name, owner=owner, verify_token="token", verified=True)
+            s.add(domain)
+            s.flush()
+            if dkim:
+                key = generate_key(s, domain, self.settings.SECRET_KEY)
+                record, value = txt_record(key, name)
+                self.internet.dns.add(record, "TXT", value)
+            return domain.id
+
+    def alias(self, domain_id: int, local_part: str, *destinations: str) -> Route:
+        with self.db.session() as s:
+            alias = Alias(domain_id=domain_id, local_part=local_part, destinations=list(destinations))
+            s.add(alias)
+            s.flush()
+            name = s.get(Domain, domain_id).name
+            return Route(f"{local_part}@{name}", tuple(destinations), FORWARD, domain_id, alias.id)
+
+    def seed(self, routes: list[Route], *, mail_from: str = "alice@sender.test", raw: bytes = ORIGINAL) -> str:
+        message_id = new_message_id()
+        with self.db.session() as s:
+            s.add(build_message(message_id, mail_from=mail_from, routes=routes, raw=raw, peer="198.51.100.7",
+                                helo="client.sender.test"))
+        return message_id
+
+
+@pytest.fixture
+def world(db, dsettings, internet) -> World:
+    return World(db, dsettings, internet)
+
+
+class WorkerProcess:
+    """`python worker.py` in its own process group (the RQ scheduler is a forked child)."""
+
+    def __init__(self, env: dict[str, str], log_path: str):
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM, wait=15)
+
+    def _signal(self, sig: int, wait: float = 10) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(wait)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+@pytest.fixture
+def workers(env, tmp_path):
+    started: list[WorkerProcess] = []
+
+    def start(**overrides) -> WorkerProcess:
+        worker = WorkerProcess({**env, **{k: str(v) for k, v in overrides.items()}},
+                               str(tmp_path / f"worker{len(started)}.log")).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
