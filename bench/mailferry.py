@@ -28,6 +28,7 @@ from .loadgen import close_all, open_idle
 from .paths import ALIAS_DOMAIN, DEST_DOMAIN, Path
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
+# An existing database on the server to run CREATE/DROP DATABASE from.
 PG_ADMIN_URL = os.environ.get("MAILFERRY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MX_HOST = f"mx.{DEST_DOMAIN}"
 
