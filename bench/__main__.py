@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pace", type=float, default=0.5, help="paced run offers this fraction of the measured e2e rate")
     p.add_argument("--idle", type=int, default=1000, help="idle connections for the RSS test (0: skip)")
     p.add_argument("--reuse", action="store_true", help="several messages per connection (default: one per connection)")
-    p.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the last arrivals")
+    p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the last arrivals")
     p.add_argument("--profile", action="store_true", help="py-spy the Mailferry processes during the throughput run")
     p.add_argument("--out", default=RESULTS, help="directory of the JSON results")
     return p.parse_args(argv)

@@ -66,13 +66,14 @@ def throughput(path: Path, load: Load, workdir: str) -> dict:
 def latency(path: Path, load: Load, messages: int, rate: float = 0.0) -> dict:
     """Our load generator -> path -> counting sink: acceptance and end-to-end latency percentiles."""
     sink = CountingSink(path.sink_port).start()
+    since = time.time()
     try:
         result = asyncio.run(run_load("127.0.0.1", path.entry_port, messages, load.concurrency, load.size, SENDER,
                                       path.recipients, rate=rate, reuse=load.reuse))
-        wait_until(lambda: sink.count() >= result.sent, load.drain_timeout, 0.01)
+        wait_until(lambda: sink.count(since) >= result.sent, load.drain_timeout, 0.05)
     finally:
         sink.stop()
-    e2e = [arrived - sent for sent, arrived in sink.arrivals if sent > 0]
+    e2e = [arrived - sent for sent, arrived in sink.arrivals if sent >= since]
     return {
         "messages": messages,
         "offered_per_s": round(rate, 1) if rate else None,
@@ -81,7 +82,7 @@ def latency(path: Path, load: Load, messages: int, rate: float = 0.0) -> dict:
         "errors": result.errors,
         "accept_per_s": round(result.throughput, 1),
         "accept_latency_ms": latency_ms(result.latencies),
-        "arrived": len(sink.arrivals),
+        "arrived": len(e2e),
         "e2e_latency_ms": latency_ms(e2e),
     }
 

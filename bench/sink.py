@@ -89,8 +89,11 @@ class CountingSink:
             sent, arrived = line.split()
             self.arrivals.append((float(sent), float(arrived)))
 
-    def count(self) -> int:
-        return len(self.arrivals)
+    def count(self, since: float = 0.0) -> int:
+        """Arrivals stamped at or after `since` (time.time()): leftovers of an earlier phase do not count."""
+        if not since:
+            return len(self.arrivals)
+        return sum(1 for sent, _ in self.arrivals if sent >= since)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
