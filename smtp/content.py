@@ -6,7 +6,9 @@ import re
 
 from . import replies
 
+LOOP_HEADER = "X-Mailferry-Loop"  # added per forwarding hop with the alias address (smtp/delivery/transform.py)
 _HEADER_END = re.compile(rb"\r\n\r\n")
+_LOOP_MARKER = re.compile(rb"^x-mailferry-loop[ \t]*:[ \t]*<?([^\r\n<>]*?)>?[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
@@ -29,6 +31,11 @@ def header_section(raw: bytes) -> bytes:
 
 def received_count(raw: bytes) -> int:
     return len(_RECEIVED.findall(header_section(raw)))
+
+
+def loop_markers(raw: bytes) -> set[str]:
+    """Alias addresses this message was already forwarded through, lower-case."""
+    return {m.decode("utf-8", "replace").strip().lower() for m in _LOOP_MARKER.findall(header_section(raw))}
 
 
 def check_content(raw: bytes, max_received: int) -> str | None:

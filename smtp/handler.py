@@ -10,8 +10,9 @@ from mailferry.logs import get_logger, log
 from mailferry.settings import Settings
 
 from . import replies
-from .content import check_content
+from .content import check_content, loop_markers
 from .recipients import RecipientResolver, is_mailbox
+from .routes import FORWARD, Route
 from .spool import Incoming, Spooler, SpoolError, new_message_id
 
 logger = get_logger("smtp.inbound")
@@ -23,6 +24,14 @@ EXTENSIONS_ADDED = ("PIPELINING", "ENHANCEDSTATUSCODES")
 def peer_host(session) -> str:
     peer = session.peer
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
+
+
+def without_looping_routes(routes: list[Route], raw: bytes) -> list[Route]:
+    """The routes whose alias this message has not passed through yet (our own loop marker)."""
+    seen = loop_markers(raw)
+    if not seen:
+        return list(routes)
+    return [r for r in routes if r.kind != FORWARD or r.recipient.lower() not in seen]
 
 
 class InboundHandler:
@@ -77,9 +86,14 @@ class InboundHandler:
             log(logger, logging.INFO, "message refused", message_id=message_id, peer=peer_host(session),
                 reply=refusal, size=len(raw))
             return refusal
+        routes = without_looping_routes(envelope.routes, raw)
+        if not routes:
+            log(logger, logging.INFO, "message refused", message_id=message_id, peer=peer_host(session),
+                reply=replies.MAIL_LOOP, reason="already forwarded through this alias")
+            return replies.MAIL_LOOP
         item = Incoming(
             message_id=message_id, mail_from="" if envelope.mail_from == NULL_SENDER else envelope.mail_from,
-            routes=list(envelope.routes), raw=raw, peer=peer_host(session), helo=session.host_name or "",
+            routes=routes, raw=raw, peer=peer_host(session), helo=session.host_name or "",
             used_tls=session.ssl is not None,
         )
         server.busy = True

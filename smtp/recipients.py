@@ -16,6 +16,7 @@ from .routes import SRS_RETURN, Route
 from .srs import Srs, SrsError
 
 MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
+CACHE_MAX_ENTRIES = 10_000
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
 
 
@@ -80,8 +81,10 @@ class RecipientResolver:
         if self.cache_ttl <= 0:
             return
         now = time.monotonic()
-        if len(self._cache) > 10000:
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
             self._cache = {k: v for k, v in self._cache.items() if v[0] >= now}
+            if len(self._cache) >= CACHE_MAX_ENTRIES:  # a flood of distinct addresses: start over
+                self._cache.clear()
         self._cache[self.cache_key(address)] = (now + self.cache_ttl, resolution)
 
     # ---- lookup (worker thread) ----

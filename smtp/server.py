@@ -26,6 +26,9 @@ logger = get_logger("smtp.server")
 BANNER_IDENT = "ESMTP"  # aiosmtpd's default ident names its version
 LOOKUP_THREADS = 8
 BACKLOG = 1024
+# Per-session budgets like Postfix's smtpd_junk_command_limit; over one -> 421 4.7.0 and the session closes.
+COMMAND_LIMITS = {"NOOP": 100, "RSET": 100, "VRFY": 20, "EXPN": 20, "HELP": 20, "EHLO": 20, "HELO": 20,
+                  "STARTTLS": 2, "AUTH": 5, "*": 1_000_000}
 SHUTDOWN_GRACE = 15.0  # seconds a session that is committing a message gets to finish at shutdown
 
 
@@ -70,6 +73,7 @@ class InboundServer:
             data_size_limit=self.settings.SMTP_MAX_MESSAGE_SIZE,
             tls_context=self.tls_context,
             timeout=self.settings.SMTP_IDLE_TIMEOUT,
+            command_call_limit=COMMAND_LIMITS,
             loop=self._loop,
         )
         self.sessions.add(session)

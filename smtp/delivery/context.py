@@ -17,6 +17,7 @@ from mailferry.resolver import make_resolver
 from mailferry.settings import Settings, settings_or_exit
 from smtp.srs import Srs
 
+from .keys import KeyCache
 from .mx import MxResolver
 from .transport import DirectTransport
 
@@ -30,6 +31,7 @@ class Context:
     mx: MxResolver
     transport: DirectTransport
     srs: Srs
+    keys: KeyCache
     worker_id: str
     # message id -> when its next job should run; the worker schedules these once the job has finished
     followups: dict[str, datetime] = field(default_factory=dict)
@@ -40,15 +42,17 @@ _current: Context | None = None
 
 def build(settings: Settings) -> Context:
     redis = make_redis(settings.REDIS_URL)
+    db = Database(settings.DATABASE_URL)
     return Context(
         settings=settings,
-        db=Database(settings.DATABASE_URL),
+        db=db,
         redis=redis,
         queue=get_queue(redis, settings.RQ_QUEUE),
         mx=MxResolver(make_resolver(settings), redis, settings.MX_CACHE_MIN_TTL, settings.MX_CACHE_MAX_TTL),
         transport=DirectTransport(hostname=settings.SMTP_HOSTNAME, port=settings.SMTP_DIRECT_PORT,
                                   timeout=settings.SMTP_CONNECT_TIMEOUT, require_tls=settings.SMTP_REQUIRE_TLS),
         srs=Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS),
+        keys=KeyCache(db, settings.SECRET_KEY, settings.SMTP_ENABLE_DKIM),
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
     )
 

@@ -13,8 +13,8 @@ from datetime import datetime
 
 import srslib
 from redis.exceptions import RedisError
+from sqlalchemy.orm import Session
 
-from mailferry.dkim_keys import SigningKey, signing_key
 from mailferry.logs import log
 from mailferry.models import Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, PENDING
@@ -23,6 +23,7 @@ from smtp.routes import domain_of
 
 from . import context, lease
 from .dsn import DSN_KIND, OriginalMessage, dsn_message
+from .keys import KeyCache
 from .mx import MxError
 from .outcome import Reply, classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
@@ -57,35 +58,39 @@ def deliver_message(message_id: str) -> None:
 
 def run(ctx: context.Context, message_id: str) -> datetime | None:
     """One delivery pass; returns when the message is due again, if it is not done."""
-    if not lease.claim(ctx.db, message_id, ctx.worker_id, ctx.settings.DELIVERY_LEASE):
-        log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
-        return lease.waiting_until(ctx.db, message_id)
-    snap = _load(ctx, message_id)
-    keys = _Keys(ctx)
+    held = lease.Holder(ctx.db, message_id, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
+    with ctx.db.session() as s:
+        if not held.claim(s):
+            log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
+            return lease.waiting_until(s, message_id)
+        snap = _load(s, message_id)
     unsettled: list[Attempt] = []
-    for domain, targets in _by_domain(snap.targets).items():
-        if not lease.renew(ctx.db, message_id, ctx.worker_id, ctx.settings.DELIVERY_LEASE):
+    groups = list(_by_domain(snap.targets).items())
+    for i, (domain, targets) in enumerate(groups):
+        if not held.keep():
             log(logger, logging.WARNING, "lease lost, leaving the message to its new owner", message_id=message_id)
             return None
-        for attempt in _deliver_domain(ctx, snap, domain, targets, keys):
-            _log_attempt(snap, attempt)
-            if classify(attempt.reply) == DELIVERED:
-                _commit_delivered(ctx, snap, attempt)
-            else:
-                unsettled.append(attempt)
+        for attempts, final in _deliver_domain(ctx, snap, domain, targets):
+            for attempt in attempts:
+                _log_attempt(snap, attempt)
+            delivered = [a for a in attempts if classify(a.reply) == DELIVERED]
+            unsettled += [a for a in attempts if a not in delivered]
+            if final and i == len(groups) - 1:
+                unsettled += delivered  # nothing is sent before the settling commit: record them there
+            elif delivered:
+                _commit_delivered(ctx, snap, delivered, held)  # before the next transaction is sent
     return _settle(ctx, snap, unsettled)
 
 
-def _load(ctx: context.Context, message_id: str) -> Snapshot:
+def _load(s: Session, message_id: str) -> Snapshot:
     now = utcnow()
-    with ctx.db.session() as s:
-        m = s.get(Message, message_id)
-        targets = tuple(
-            Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id)
-            for d in m.deliveries
-            if d.state in (PENDING, DEFERRED) and (d.next_attempt_at is None or d.next_attempt_at <= now)
-        )
-        return Snapshot(m.id, m.mail_from, m.raw, m.received_at, m.helo, m.peer, m.used_tls, targets)
+    m = s.get(Message, message_id)
+    targets = tuple(
+        Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id)
+        for d in m.deliveries
+        if d.state in (PENDING, DEFERRED) and (d.next_attempt_at is None or d.next_attempt_at <= now)
+    )
+    return Snapshot(m.id, m.mail_from, m.raw, m.received_at, m.helo, m.peer, m.used_tls, targets)
 
 
 def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
@@ -93,26 +98,6 @@ def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
     for target in targets:
         groups.setdefault(target.destination_domain.lower(), []).append(target)
     return groups
-
-
-class _Keys:
-    """Signing keys of alias domains, read (and decrypted) once per job."""
-
-    def __init__(self, ctx: context.Context):
-        self.ctx = ctx
-        self.cache: dict[str, SigningKey | None] = {}
-
-    def get(self, domain: str) -> SigningKey | None:
-        if not self.ctx.settings.SMTP_ENABLE_DKIM:
-            return None
-        if domain not in self.cache:
-            try:
-                with self.ctx.db.session() as s:
-                    self.cache[domain] = signing_key(s, domain, self.ctx.settings.SECRET_KEY)
-            except ValueError as exc:  # SECRET_KEY changed since the key was stored
-                log(logger, logging.ERROR, "DKIM key unusable, sending unsigned", domain=domain, error=str(exc))
-                self.cache[domain] = None
-        return self.cache[domain]
 
 
 def _envelope_from(ctx: context.Context, mail_from: str, alias_domain: str) -> str:
@@ -123,7 +108,7 @@ def _envelope_from(ctx: context.Context, mail_from: str, alias_domain: str) -> s
 
 
 def _outbound(ctx: context.Context, snap: Snapshot, kind: str, alias_domain: str, members: list[Target],
-              keys: _Keys) -> Outbound:
+              keys: KeyCache) -> Outbound:
     if kind == DSN_KIND:  # our own bounce: null sender, nothing to add
         return Outbound("", crlf_only(snap.raw), False)
     received = received_header(
@@ -135,7 +120,7 @@ def _outbound(ctx: context.Context, snap: Snapshot, kind: str, alias_domain: str
     return forward(snap.raw, envelope_from=envelope, received=received, key=keys.get(alias_domain))
 
 
-def _transactions(ctx: context.Context, snap: Snapshot, targets: list[Target], keys: _Keys) -> list[Transaction]:
+def _transactions(ctx: context.Context, snap: Snapshot, targets: list[Target], keys: KeyCache) -> list[Transaction]:
     """One transaction per (kind, alias domain): each has its own SRS envelope and DKIM signature."""
     groups: dict[tuple[str, str], list[Target]] = {}
     for target in targets:
@@ -148,25 +133,25 @@ def _transactions(ctx: context.Context, snap: Snapshot, targets: list[Target], k
     return transactions
 
 
-def _deliver_domain(ctx: context.Context, snap: Snapshot, domain: str, targets: list[Target],
-                    keys: _Keys) -> Iterator[Attempt]:
+def _deliver_domain(ctx: context.Context, snap: Snapshot, domain: str,
+                    targets: list[Target]) -> Iterator[tuple[list[Attempt], bool]]:
+    """Per transaction: its attempts, and whether it was the last one sent for this domain."""
     try:
         hosts = ctx.mx.lookup(domain)
     except MxError as exc:
-        for target in targets:
-            yield Attempt(target, Reply(exc.code, exc.text))
+        yield [Attempt(target, Reply(exc.code, exc.text)) for target in targets], True
         return
-    for result in ctx.transport.send(hosts, _transactions(ctx, snap, targets, keys)):
+    for result in ctx.transport.send(hosts, _transactions(ctx, snap, targets, ctx.keys)):
         members, signed = result.transaction.tag
-        for target in members:
-            yield Attempt(target, result.replies[target.destination], result.mx_host, result.tls, signed)
+        yield [Attempt(t, result.replies[t.destination], result.mx_host, result.tls, signed) for t in members], \
+            result.final
 
 
-def _commit_delivered(ctx: context.Context, snap: Snapshot, attempt: Attempt) -> None:
-    now = utcnow()
+def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder) -> None:
     with ctx.db.session() as s:
-        record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings)
-    lease.renew(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
+        for attempt in attempts:
+            record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings)
+        held.keep(s)
 
 
 def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt]) -> datetime | None:
@@ -174,8 +159,11 @@ def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt]) -> da
     dsn = None
     with ctx.db.session() as s:
         message = locked_message(s, snap.id, ctx.worker_id)
-        if message is None:
+        if message is None:  # what was delivered stays delivered; the rest is the new owner's
             log(logger, logging.WARNING, "lease lost before settling", message_id=snap.id)
+            for attempt in attempts:
+                if classify(attempt.reply) == DELIVERED:
+                    record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings)
             return None
         failures = [f for a in attempts
                     if (f := record_attempt(s, a, now=now, received_at=snap.received_at, settings=ctx.settings))]

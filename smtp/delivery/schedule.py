@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 def schedule_message(queue: Queue, message_id: str, when: datetime) -> None:
     """Enqueue the message's job at `when` (naive UTC) under its usual job id."""
+    if when.microsecond:  # RQ keeps whole seconds and would fire up to a second early
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
     queue.enqueue_at(when.replace(tzinfo=timezone.utc), DELIVER_JOB, message_id, job_id=job_id_for(message_id),
                      job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=7 * 86400)
 

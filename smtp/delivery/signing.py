@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from functools import lru_cache
 
 import dkim
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,8 +35,14 @@ def _include_headers(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
     return present + [b"from"]
 
 
+@lru_cache(maxsize=512)
+def _load_private_key(pem: bytes):
+    """Parsing (and validating) an RSA key costs far more than signing with it: once per key and process."""
+    return serialization.load_pem_private_key(pem, password=None)
+
+
 def _sign_digest(key: SigningKey, digest: bytes) -> bytes:
-    private = serialization.load_pem_private_key(key.private_pem, password=None)
+    private = _load_private_key(key.private_pem)
     if isinstance(private, rsa.RSAPrivateKey):
         return private.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
     if isinstance(private, ed25519.Ed25519PrivateKey):

@@ -31,6 +31,7 @@ class TransactionResult:
     replies: dict[str, Reply]
     mx_host: str = ""
     tls: bool = False
+    final: bool = False  # nothing more will be sent on this connection after this transaction
 
 
 @dataclass
@@ -83,8 +84,8 @@ class DirectTransport:
                     yield from self._run(session, pending)
                 finally:
                     self._close(session)
-        for tx in pending:
-            yield TransactionResult(tx, {r: last for r in tx.recipients}, last_host, False)
+        for i, tx in enumerate(pending):
+            yield TransactionResult(tx, {r: last for r in tx.recipients}, last_host, False, i == len(pending) - 1)
 
     def _open(self, host: MxHost, address: str) -> _Session:
         where = f"{host.name}[{address}]:{self.port}"
@@ -101,7 +102,7 @@ class DirectTransport:
         except smtplib.SMTPResponseException as exc:
             self._abort(client)
             raise SessionError(_reply(exc.smtp_code, exc.smtp_error)) from None
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, smtplib.SMTPException, ValueError) as exc:
             self._abort(client)
             raise SessionError(Reply(None, f"{where}: {exc or type(exc).__name__}")) from None
 
@@ -115,6 +116,7 @@ class DirectTransport:
             if self.require_tls:
                 raise SessionError(Reply(None, f"4.7.10 {host.name} does not offer STARTTLS and TLS is required"))
             return False
+        client._host = host.name  # smtplib sends SNI for the name given to SMTP(), which we bypass to pick the IP
         client.starttls(context=self.tls_context)
         client.ehlo()
         return True
@@ -130,7 +132,7 @@ class DirectTransport:
                 yield TransactionResult(tx, {r: lost for r in tx.recipients}, session.host.name, session.tls)
                 return  # the rest try the next host
             pending.pop(0)
-            yield TransactionResult(tx, replies, session.host.name, session.tls)
+            yield TransactionResult(tx, replies, session.host.name, session.tls, final=not pending)
 
     def _transaction(self, client: smtplib.SMTP, tx: Transaction) -> dict[str, Reply]:
         options = []

@@ -42,3 +42,26 @@ def test_check_content_order_and_limits():
 ])
 def test_enhanced_codes_are_added_to_aiosmtpd_replies(raw, fixed):
     assert replies.with_enhanced_code(raw) == fixed
+
+
+@pytest.mark.parametrize("arg", [
+    "<a@example.org>", "<a.b+c@sub.example.org> SIZE=100", " <x-y_z@d.e>", "<A!#$%&'*+/=?^_`{|}~-@x.y>",
+    "<a..b@x.y>", "<.a@x.y>", "<a@x..y>", "<a@[1.2.3.4]>", '<"q s"@x.y>', "<>", "a@x.y", "<a@x.y", "<@r:a@x.y>",
+    "<a@-x.y>", "<a@x.y> BODY=8BITMIME", "<a@x.y>  (comment) SIZE=1", "<a@x.y>\tSIZE=1", " \t<a@x.y>",
+])
+def test_fast_address_parse_agrees_with_aiosmtpd(arg):
+    from aiosmtpd.smtp import SMTP
+
+    from smtp.protocol import InboundSMTP
+
+    protocol = InboundSMTP.__new__(InboundSMTP)  # _getaddr needs no connection state
+    assert protocol._getaddr(arg) == SMTP._getaddr(protocol, arg)
+
+
+def test_loop_markers_from_the_header_section():
+    from smtp.content import loop_markers
+
+    raw = (b"X-Mailferry-Loop: John@Alias.test\r\nx-mailferry-loop:<team@alias.test> \r\nSubject: s\r\n\r\n"
+           b"X-Mailferry-Loop: body@alias.test\r\n")
+    assert loop_markers(raw) == {"john@alias.test", "team@alias.test"}
+    assert loop_markers(b"Subject: s\r\n\r\n") == set()

@@ -127,3 +127,11 @@ def test_lookup_candidates():
 ])
 def test_is_mailbox(address, ok):
     assert is_mailbox(address) is ok
+
+
+def test_cache_stays_bounded(resolver, world, monkeypatch):
+    monkeypatch.setattr("smtp.recipients.CACHE_MAX_ENTRIES", 5)
+    refused = resolver.resolve("nobody@alias.test")
+    for n in range(12):
+        resolver.remember(f"n{n}@alias.test", refused)
+    assert len(resolver._cache) <= 5

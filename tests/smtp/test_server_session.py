@@ -210,3 +210,54 @@ def test_idle_session_is_closed_with_421(world, start_server, raw_client):
     client.cmd("EHLO c.example.org")
     assert client.reply() == "421 4.4.2 mx.mailferry.test Idle timeout, closing connection"
     assert client.closed()
+
+
+def test_pipelined_commands_after_the_data_terminator_are_answered_in_order(raw_client, db):
+    client = raw_client()
+    client.cmd("EHLO c.example.org")
+    client.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<john@alias.test>\r\nDATA\r\n")
+    assert [client.reply() for _ in range(3)][2].startswith("354")
+    client.send(HEADERS + b"one\r\n.\r\nMAIL FROM:<t@example.org>\r\nRCPT TO:<team@alias.test>\r\nDATA\r\n")
+    answers = [client.reply() for _ in range(4)]
+    assert answers[0].startswith("250 2.0.0 Ok: queued as ")
+    assert answers[1:] == [replies.OK_SENDER, replies.OK_RECIPIENT, "354 End data with <CR><LF>.<CR><LF>"]
+    client.send(HEADERS + b"two\r\n.\r\nQUIT\r\n")
+    assert client.reply().startswith("250 2.0.0 Ok: queued as ")
+    assert client.reply() == "221 2.0.0 Bye"
+    with db.session() as s:
+        assert sorted(m.raw for m in s.scalars(select(Message))) == [HEADERS + b"one\r\n", HEADERS + b"two\r\n"]
+
+
+def test_connection_dropped_during_data_spools_nothing(raw_client, db, server):
+    client = raw_client()
+    session(client)
+    assert client.cmd("DATA").startswith("354")
+    client.send(HEADERS + b"half a message")
+    client.close()
+    # the server is still serving, and nothing was spooled
+    other = raw_client()
+    session(other)
+    assert data(other, HEADERS + b"whole").startswith("250 ")
+    with db.session() as s:
+        assert [m.raw for m in s.scalars(select(Message))] == [HEADERS + b"whole\r\n"]
+
+
+def test_junk_commands_are_limited_per_session(raw_client):
+    client = raw_client()
+    answers = [client.cmd("NOOP") for _ in range(101)]
+    assert answers[:100] == ["250 2.0.0 OK"] * 100
+    assert answers[100] == "421 4.7.0 NOOP sent too many times"
+    assert client.closed()
+
+
+def test_our_own_loop_marker_refuses_that_alias_only(raw_client, db):
+    marked = b"X-Mailferry-Loop: john@alias.test\r\n" + HEADERS + b"body"
+    client = raw_client()
+    session(client)
+    assert data(client, marked) == replies.MAIL_LOOP
+    session(client, rcpts=["John@alias.test", "team@alias.test"])
+    assert data(client, marked).startswith("250 ")
+    with db.session() as s:
+        message = s.scalars(select(Message)).one()
+        assert message.rcpt_tos == ["team@alias.test"]
+        assert sorted(d.destination for d in message.deliveries) == ["a@dest.test", "b@other.test"]

@@ -1,0 +1,74 @@
+"""The real worker: `python worker.py` subprocesses on a real Redis, recovering from lost jobs and crashes."""
+
+from __future__ import annotations
+
+from mailferry.models.message import DEFERRED, DELIVERED, DONE
+from mailferry.queue import enqueue_messages, get_queue, make_redis
+from tests.smtp.delivery.helpers import attempts, deliveries, message
+from tests.support.net import wait_for
+
+
+def _enqueue(env, *message_ids):
+    redis = make_redis(env["REDIS_URL"])
+    enqueue_messages(get_queue(redis, env["RQ_QUEUE"]), message_ids)
+    redis.close()
+
+
+def _done(db, message_id):
+    return lambda: message(db, message_id).state == DONE
+
+
+def test_worker_retries_a_deferral_through_the_rq_scheduler(world, internet, db, workers, env):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    sink.handler.data_replies.append("451 4.7.1 greylisted")
+    message_id = world.seed([route])
+    _enqueue(env, message_id)
+
+    worker = workers(RECONCILE_INTERVAL="1h")  # only the scheduled job can bring it back
+    wait_for(_done(db, message_id), timeout=30, what=f"delivery; worker log:\n{worker.log()}")
+
+    assert len(sink.messages) == 1
+    [delivery] = deliveries(db, message_id)
+    assert [a.outcome for a in attempts(db, delivery.id)] == [DEFERRED, DELIVERED]
+
+
+def test_reconciler_recovers_messages_whose_jobs_redis_lost(world, internet, db, workers, env, redis_conn):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    first = world.seed([route])
+    _enqueue(env, first)
+    redis_conn.flushall()  # accepted and committed, then Redis lost the job
+
+    worker = workers()
+    wait_for(_done(db, first), timeout=30, what=f"first message; worker log:\n{worker.log()}")
+    second = world.seed([route])  # never enqueued: the periodic reconciler has to find it
+    wait_for(_done(db, second), timeout=30, what=f"second message; worker log:\n{worker.log()}")
+
+    assert len(sink.messages) == 2
+
+
+def test_worker_killed_mid_delivery_delivers_exactly_once_per_destination(world, internet, db, workers, env):
+    route = world.alias(world.domain("alias.test"), "team", "a@one.test", "b@two.test")
+    internet.mx("one.test", (10, "mx.one.test", "127.0.0.2"))
+    internet.mx("two.test", (10, "mx.two.test", "127.0.0.3"))
+    one, two = internet.sink("127.0.0.2"), internet.sink("127.0.0.3")
+    two.handler.stalling.set()
+    message_id = world.seed([route])
+    _enqueue(env, message_id)
+
+    crashed = workers(DELIVERY_LEASE="3s")
+    wait_for(two.handler.stalled.is_set, timeout=30, what=f"the stall; worker log:\n{crashed.log()}")
+    assert len(one.messages) == 1
+    assert [d.state for d in deliveries(db, message_id)][0] == DELIVERED  # committed before the next domain
+    crashed.kill()
+    two.handler.stalling.clear()
+
+    restarted = workers(DELIVERY_LEASE="3s")
+    wait_for(_done(db, message_id), timeout=30, what=f"redelivery; worker log:\n{restarted.log()}")
+
+    assert len(one.messages) == 1 and len(two.messages) == 1
+    assert [d.state for d in deliveries(db, message_id)] == [DELIVERED, DELIVERED]
+    assert [len(attempts(db, d.id)) for d in deliveries(db, message_id)] == [1, 1]

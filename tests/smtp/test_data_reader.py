@@ -1,0 +1,93 @@
+"""The chunked DATA reader on a real asyncio StreamReader fed the bytes a client would send."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from smtp import replies
+from smtp.data_reader import DataResult, read_data
+
+
+def run(chunks: list[bytes], size_limit: int | None = 10_000, line_limit: int = 1001):
+    """read_data over the chunks; `leftover` also holds what it left unread in the reader."""
+
+    async def main():
+        reader = asyncio.StreamReader(limit=line_limit)
+
+        async def feed():
+            for chunk in chunks:
+                reader.feed_data(chunk)
+                await asyncio.sleep(0)
+
+        feeder = asyncio.ensure_future(feed())
+        result = await read_data(reader, size_limit, line_limit)
+        await feeder
+        reader.feed_eof()
+        return DataResult(result.content, result.error, result.leftover + await reader.read())
+
+    return asyncio.run(main())
+
+
+def test_empty_message():
+    result = run([b".\r\nQUIT\r\n"])
+    assert (result.content, result.error, result.leftover) == (b"", None, b"QUIT\r\n")
+
+
+def test_dot_unstuffing_and_leftover():
+    result = run([b"Subject: x\r\n\r\n..leading dot\r\n..\r\n...\r\nend\r\n.\r\nNOOP\r\n"])
+    assert result.content == b"Subject: x\r\n\r\n.leading dot\r\n.\r\n..\r\nend\r\n"
+    assert result.leftover == b"NOOP\r\n"
+
+
+@pytest.mark.parametrize("split", range(1, 12))
+def test_terminator_split_across_chunks(split):
+    wire = b"a\r\nbc\r\n.\r\nRSET\r\n"
+    result = run([wire[:split], wire[split:]])
+    assert (result.content, result.leftover) == (b"a\r\nbc\r\n", b"RSET\r\n")
+
+
+def test_byte_by_byte():
+    wire = b"x\r\n..\r\ny\r\n.\r\n"
+    result = run([wire[i:i + 1] for i in range(len(wire))])
+    assert result.content == b"x\r\n.\r\ny\r\n"
+
+
+def test_dot_lines_that_are_not_the_terminator():
+    result = run([b"a\r\n. \r\n.x\r\nb.\r\n.\r\n"])
+    assert result.content == b"a\r\n \r\nx\r\nb.\r\n"
+
+
+def test_bare_lf_dot_is_not_a_terminator():
+    result = run([b"a\n.\nb\r\n.\r\n"])
+    assert result.content == b"a\n.\nb\r\n"
+
+
+def test_size_limit():
+    assert run([b"x" * 50 + b"\r\n.\r\n"], size_limit=52).content == b"x" * 50 + b"\r\n"
+    too_big = run([b"x" * 51 + b"\r\n.\r\nQUIT\r\n"], size_limit=52)
+    assert (too_big.content, too_big.error, too_big.leftover) == (None, replies.MESSAGE_TOO_BIG, b"QUIT\r\n")
+
+
+def test_oversize_stream_is_not_kept_in_memory_but_still_ends_at_the_terminator():
+    chunks = [b"y" * 4000 + b"\r\n" for _ in range(100)] + [b".", b"\r", b"\n", b"NOOP\r\n"]
+    result = run(chunks, size_limit=1000)
+    assert (result.error, result.leftover) == (replies.MESSAGE_TOO_BIG, b"NOOP\r\n")
+
+
+def test_line_length_limit_counts_the_crlf():
+    assert run([b"a" * 999 + b"\r\n.\r\n"]).error is None
+    assert run([b"a" * 1000 + b"\r\n.\r\n"]).error == replies.LINE_TOO_LONG
+    assert run([b"short\r\n" + b"b" * 1000 + b"\r\nshort\r\n.\r\n"]).error == replies.LINE_TOO_LONG
+
+
+def test_connection_closed_during_data():
+    async def main():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"partial\r\n")
+        reader.feed_eof()
+        await read_data(reader, 1000, 1001)
+
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(main())
