@@ -16,6 +16,7 @@ from tests.support.net import free_port
 
 from . import report
 from .paths import Loopback, Postfix
+from .postfix import Unavailable
 from .runner import Load, measure
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     raise_fd_limit(args.idle * 2 + 4096)
     result = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
               "params": {k: v for k, v in vars(args).items() if k != "out"}, "runs": [], "idle": None,
-              "profiles": {}, "errors": []}
+              "profiles": {}, "errors": [], "skipped": []}
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     workdir = tempfile.mkdtemp(prefix="mailferry-bench-")
     started = time.monotonic()
@@ -99,6 +100,9 @@ def run(args: argparse.Namespace) -> dict:
         for path in build_paths(args, workdir, sink_port):
             try:
                 path.start()
+            except Unavailable as exc:
+                result["skipped"].append(f"{path.name}: {exc}")
+                continue
             except Exception as exc:  # a path that cannot start is reported, the others still run
                 result["errors"].append(f"{path.name}: cannot start: {exc}")
                 path.stop()

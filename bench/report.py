@@ -107,6 +107,8 @@ def table(result: dict) -> str:
         out += ["", "targets (issue 6):"]
         out += [f"  [{'met' if c['met'] else 'MISS'}] {c['run']}: {c['target']} = {_fmt(c['value'], 1)} (goal {c['goal']})"
                 for c in result["targets"]]
+    for reason in result["skipped"]:
+        out.append(f"skipped: {reason}")
     for problem in result["errors"]:
         out.append(f"error: {problem}")
     return "\n".join(out)

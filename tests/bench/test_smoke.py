@@ -41,7 +41,10 @@ def test_bench_runs_every_path_and_writes_the_json(bench_run):
     assert result["errors"] == []
     assert result["machine"]["cores"] == os.cpu_count()
     assert f"on {os.cpu_count()} cores" in done.stdout
-    expected_paths = ["loopback", "postfix"] + [f"mailferry-{db}" for db in DB_KINDS]
+    # the Postfix baseline needs root to start a private instance; without it the run says so and goes on
+    postfix = ["postfix"] if os.geteuid() == 0 else []
+    assert len(result["skipped"]) == 1 - len(postfix)
+    expected_paths = ["loopback", *postfix] + [f"mailferry-{db}" for db in DB_KINDS]
     assert [run["path"] for run in result["runs"]] == expected_paths
     for run in result["runs"]:
         assert run["size"] == 4096 and run["concurrency"] == 4
@@ -62,7 +65,7 @@ def test_bench_reports_mailferry_memory_and_targets(bench_run):
 
     mailferry = [run for run in result["runs"] if run["path"].startswith("mailferry")]
     for run in mailferry:
-        assert set(run["ratios"]) == {"vs_loopback", "vs_postfix"}
+        assert set(run["ratios"]) == {"vs_loopback", "vs_postfix"} if os.geteuid() == 0 else {"vs_loopback"}
         labels = {label.split(":", 1)[0] for label in run["rss_bytes"]}
         assert {"smtp", "worker0", "redis"} <= labels
         assert all(rss > 0 for rss in run["rss_bytes"].values())
