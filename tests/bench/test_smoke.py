@@ -65,7 +65,7 @@ def test_bench_reports_mailferry_memory_and_targets(bench_run):
 
     mailferry = [run for run in result["runs"] if run["path"].startswith("mailferry")]
     for run in mailferry:
-        assert set(run["ratios"]) == {"vs_loopback", "vs_postfix"} if os.geteuid() == 0 else {"vs_loopback"}
+        assert set(run["ratios"]) == ({"vs_loopback", "vs_postfix"} if os.geteuid() == 0 else {"vs_loopback"})
         labels = {label.split(":", 1)[0] for label in run["rss_bytes"]}
         assert {"smtp", "worker0", "redis"} <= labels
         assert all(rss > 0 for rss in run["rss_bytes"].values())
