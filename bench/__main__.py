@@ -17,7 +17,7 @@ from tests.support.net import free_port
 from . import report
 from .paths import Loopback, Postfix
 from .postfix import Unavailable
-from .runner import Load, measure
+from .runner import Load, measure, soak
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 PATHS = ("loopback", "postfix", "mailferry")
@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--paced-seconds", type=float, default=3.0, help="length of the paced latency run (0: skip)")
     p.add_argument("--pace", type=float, default=0.5, help="paced run offers this fraction of the measured e2e rate")
     p.add_argument("--idle", type=int, default=1000, help="idle connections for the RSS test (0: skip)")
+    p.add_argument("--soak", type=float, default=0.0, help="seconds of paced load sampling the SMTP server's RSS (0: skip)")
+    p.add_argument("--soak-rate", type=float, default=0.0, help="soak rate in msg/s (default: --pace of the measured e2e rate)")
     p.add_argument("--reuse", action="store_true", help="several messages per connection (default: one per connection)")
     p.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the last arrivals")
     p.add_argument("--profile", action="store_true", help="py-spy the Mailferry processes during the throughput run")
@@ -90,7 +92,7 @@ def build_paths(args: argparse.Namespace, workdir: str, sink_port: int) -> list:
 def run(args: argparse.Namespace) -> dict:
     raise_fd_limit(args.idle * 2 + 4096)
     result = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-              "params": {k: v for k, v in vars(args).items() if k != "out"}, "runs": [], "idle": None,
+              "params": {k: v for k, v in vars(args).items() if k != "out"}, "runs": [], "idle": None, "soak": None,
               "profiles": {}, "errors": [], "skipped": []}
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     workdir = tempfile.mkdtemp(prefix="mailferry-bench-")
@@ -118,6 +120,9 @@ def run(args: argparse.Namespace) -> dict:
                         result["profiles"][f"{path.name}-{size // 1024}k"] = profile
                 if args.idle and hasattr(path, "idle_rss") and result["idle"] is None:
                     result["idle"] = path.idle_rss(args.idle)
+                if args.soak and path.smtp_pids() and result["soak"] is None:
+                    rate = args.soak_rate or args.pace * result["runs"][-1]["throughput"]["e2e_per_s"]
+                    result["soak"] = soak(path, args.soak, max(rate, 1.0), load, workdir)
             except Exception as exc:
                 result["errors"].append(f"{path.name}: {exc}")
                 traceback.print_exc(file=sys.stderr)
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report.add_ratios(result["runs"])
-    result["targets"] = report.targets(result["runs"], result["idle"])
+    result["targets"] = report.targets(result["runs"], result["idle"], result["soak"])
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 

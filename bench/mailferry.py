@@ -80,19 +80,6 @@ def seed(url: str, local_parts: list[str], algorithm: str) -> None:
         db.dispose()
 
 
-def _rss_total(pids: list[int]) -> int:
-    import psutil
-
-    total = 0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            total += sum(p.memory_info().rss for p in [root] + root.children(recursive=True))
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
 class Mailferry(Path):
     def __init__(self, sink_port: int, recipients: int, workdir: str, db: str = "sqlite", workers: int = 2,
                  smtp_processes: int = 2, dkim: str = "rsa"):
@@ -176,10 +163,10 @@ class Mailferry(Path):
         """RSS growth of the SMTP server processes with `connections` idle sessions open (after EHLO)."""
 
         async def measure() -> dict:
-            before = _rss_total(self.smtp_pids())
+            before = procs.tree_rss(self.smtp_pids())
             sessions = await open_idle("127.0.0.1", self.port, connections)
             await asyncio.sleep(1.0)
-            after = _rss_total(self.smtp_pids())
+            after = procs.tree_rss(self.smtp_pids())
             await close_all(sessions)
             return {"connections": connections, "before_bytes": before, "after_bytes": after,
                     "growth_bytes": after - before, "per_connection_bytes": round((after - before) / connections)}

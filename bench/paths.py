@@ -41,6 +41,10 @@ class Path:
         """{"label": pid} of the processes that do this path's work."""
         return {}
 
+    def smtp_pids(self) -> list[int]:
+        """The SMTP server's processes (for the idle-connection and soak memory figures)."""
+        return []
+
     def start_profile(self, label: str) -> None:
         """Start sampling this path's processes (only Mailferry's are Python)."""
 

@@ -107,6 +107,18 @@ def total_rss(pids: list[int]) -> int:
     return total
 
 
+def tree_rss(pids: list[int]) -> int:
+    """Total RSS of the processes and all their descendants."""
+    total = 0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            total += sum(p.memory_info().rss for p in [root] + root.children(recursive=True))
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of the processes (and their reaped children)."""
     total = 0.0

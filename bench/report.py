@@ -29,7 +29,7 @@ def add_ratios(runs: list[dict]) -> None:
             run["ratios"][f"vs_{base_name}"] = {k: ratio(f(run), f(base)) for k, f in RATIO_FIGURES.items()}
 
 
-def targets(runs: list[dict], idle: dict | None) -> list[dict]:
+def targets(runs: list[dict], idle: dict | None, soak: dict | None = None) -> list[dict]:
     """Issue 6's targets for each Mailferry run of 4 KB messages, and the idle-connection one."""
     checks = []
     for run in runs:
@@ -50,6 +50,11 @@ def targets(runs: list[dict], idle: dict | None) -> list[dict]:
         mb = idle["growth_bytes"] / 1e6
         checks.append({"run": "mailferry", "target": f"RSS growth, {idle['connections']} idle connections (MB)",
                        "value": round(mb, 1), "goal": "< 50", "met": mb < 50})
+    if soak:
+        growth = soak["growth_after_warmup_bytes"] / soak["rss_warm_bytes"] if soak["rss_warm_bytes"] else None
+        checks.append({"run": soak["path"], "target": f"SMTP RSS growth over a {soak['seconds']:.0f} s soak after warm-up (%)",
+                       "value": None if growth is None else round(100 * growth, 1), "goal": "flat (<= 10)",
+                       "met": growth is not None and growth <= 0.10})
     return checks
 
 
@@ -96,6 +101,12 @@ def table(result: dict) -> str:
         out += ["", f"idle connections: {idle['connections']} open -> SMTP server RSS {idle['before_bytes'] / 1e6:.1f} MB"
                     f" -> {idle['after_bytes'] / 1e6:.1f} MB, {idle['per_connection_bytes'] / 1024:.1f} KB per connection"
                 if idle.get("per_connection_bytes") is not None else f"idle connections: {idle.get('error')}"]
+    soak = result.get("soak")
+    if soak:
+        out.append(f"soak: {soak['seconds']:.0f} s at {soak['offered_per_s']} msg/s ({soak['accepted']} accepted, "
+                   f"{soak['failed']} failed): SMTP server RSS {soak['rss_start_bytes'] / 1e6:.1f} MB at start, "
+                   f"{soak['rss_warm_bytes'] / 1e6:.1f} MB after warm-up, {soak['rss_end_bytes'] / 1e6:.1f} MB at the end, "
+                   f"max {soak['rss_max_bytes'] / 1e6:.1f} MB")
     for run in result["runs"]:
         if run["rss_bytes"]:
             groups: dict[str, list[int]] = {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from .loadgen import run_load
 from .paths import SENDER, Path
 from .postfix import SmtpSink, smtp_source
-from .procs import wait_until
+from .procs import tree_rss, wait_until
 from .sink import CountingSink
 from .stats import latency_ms
 
@@ -97,3 +97,36 @@ def measure(path: Path, load: Load, workdir: str) -> dict:
         out["paced"] = latency(path, load, max(10, int(rate * load.paced_seconds)), rate=rate)
     out["rss_bytes"] = path.rss()
     return out
+
+
+def soak(path, seconds: float, rate: float, load: Load, workdir: str, interval: float = 5.0) -> dict:
+    """A paced load for `seconds` into smtp-sink, sampling the SMTP server's RSS every `interval` seconds."""
+    samples: list[list[float]] = []
+
+    async def run() -> object:
+        started = time.monotonic()
+
+        async def sample() -> None:
+            while True:
+                samples.append([round(time.monotonic() - started, 1), tree_rss(path.smtp_pids())])
+                await asyncio.sleep(interval)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            return await run_load("127.0.0.1", path.entry_port, max(1, int(rate * seconds)), load.concurrency,
+                                  load.size, SENDER, path.recipients, rate=rate, reuse=load.reuse)
+        finally:
+            sampler.cancel()
+            samples.append([round(time.monotonic() - started, 1), tree_rss(path.smtp_pids())])
+
+    sink = SmtpSink(workdir, path.sink_port).start()
+    try:
+        result = asyncio.run(run())
+    finally:
+        sink.stop()
+    warm = next((rss for t, rss in samples if t >= seconds / 10), samples[0][1])
+    rss = [r for _, r in samples]
+    return {"path": path.name, "seconds": seconds, "offered_per_s": round(rate, 1), "size": load.size,
+            "accepted": result.sent, "failed": result.failed, "rss_samples": samples,
+            "rss_start_bytes": rss[0], "rss_warm_bytes": warm, "rss_end_bytes": rss[-1], "rss_max_bytes": max(rss),
+            "growth_after_warmup_bytes": rss[-1] - warm}

@@ -24,7 +24,7 @@ def bench_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
     out = str(tmp_path_factory.mktemp("bench-results"))
     argv = [sys.executable, "-m", "bench", "--messages", str(MESSAGES), "--latency-messages", "10",
             "--concurrency", "4", "--sizes", "4k", "--paced-seconds", "1", "--idle", "50", "--workers", "1",
-            "--smtp-processes", "2", "--recipients", "3", "--db", ",".join(DB_KINDS), "--drain-timeout", "60",
+            "--smtp-processes", "2", "--recipients", "3", "--db", ",".join(DB_KINDS), "--drain-timeout", "60", "--soak", "2", "--soak-rate", "5",
             "--out", out]
     env = {**os.environ, "MAILFERRY_BENCH_PG": PG_ADMIN_URL}
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280, env=env)
@@ -72,6 +72,9 @@ def test_bench_reports_mailferry_memory_and_targets(bench_run):
         assert run["throughput"]["cpu_ms_per_message"] > 0
     assert result["idle"]["connections"] == 50 and result["idle"]["after_bytes"] > 0
     assert "per_connection_bytes" in result["idle"]
+    soak = result["soak"]
+    assert soak["accepted"] == 10 and soak["failed"] == 0
+    assert len(soak["rss_samples"]) >= 2 and soak["rss_max_bytes"] >= soak["rss_start_bytes"] > 0
     targets = {(t["run"], t["target"]) for t in result["targets"]}
     assert ("mailferry-sqlite" if "sqlite" in DB_KINDS else "mailferry-postgresql", "e2e msg/s") in targets
     assert all(isinstance(t["met"], bool) for t in result["targets"])
