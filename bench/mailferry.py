@@ -13,11 +13,11 @@ import time
 import uuid
 from collections import Counter
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from app.services.dkim_keys import generate_key
 from mailferry.db import Database
-from mailferry.models import ROLE_ADMIN, Alias, Domain, User, utcnow
+from mailferry.models import ROLE_ADMIN, Alias, Delivery, Domain, Message, User, utcnow
 from tests.support.databases import migrate
 from tests.support.dns_server import DnsServer
 from tests.support.net import free_port
@@ -26,6 +26,7 @@ from tests.support.redis_server import RedisServer
 from . import procs
 from .loadgen import close_all, open_idle
 from .paths import ALIAS_DOMAIN, DEST_DOMAIN, Path
+from .stats import latency_ms
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 # An existing database on the server to run CREATE/DROP DATABASE from.
@@ -155,6 +156,24 @@ class Mailferry(Path):
         if self.redis and self.redis.proc:
             out["redis"] = self.redis.proc.pid
         return out
+
+    def stages(self, since) -> dict | None:
+        """From the database: received -> enqueued (spool commit to RQ), received -> delivered, and the
+        delivery states of the messages received since `since`."""
+        db = Database(self.database.url)
+        try:
+            with db.session() as s:
+                rows = s.execute(
+                    select(Message.received_at, Message.enqueued_at, Delivery.delivered_at, Delivery.state)
+                    .join(Delivery, Delivery.message_id == Message.id).where(Message.received_at >= since)
+                ).all()
+        finally:
+            db.dispose()
+        states = Counter(state for *_, state in rows)
+        spool = [(e - r).total_seconds() for r, e, _, _ in rows if e]
+        delivered = [(d - r).total_seconds() for r, _, d, _ in rows if d]
+        return {"deliveries": len(rows), "states": dict(states), "received_to_enqueued_ms": latency_ms(spool),
+                "received_to_delivered_ms": latency_ms(delivered)}
 
     def smtp_pids(self) -> list[int]:
         return [self.smtp.pid] if self.smtp else []

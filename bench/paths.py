@@ -45,6 +45,10 @@ class Path:
         """The SMTP server's processes (for the idle-connection and soak memory figures)."""
         return []
 
+    def stages(self, since) -> dict | None:
+        """Where the end-to-end time went for messages received since `since` (naive UTC), when the path can say."""
+        return None
+
     def start_profile(self, label: str) -> None:
         """Start sampling this path's processes (only Mailferry's are Python)."""
 

@@ -101,6 +101,13 @@ def table(result: dict) -> str:
         out += ["", f"idle connections: {idle['connections']} open -> SMTP server RSS {idle['before_bytes'] / 1e6:.1f} MB"
                     f" -> {idle['after_bytes'] / 1e6:.1f} MB, {idle['per_connection_bytes'] / 1024:.1f} KB per connection"
                 if idle.get("per_connection_bytes") is not None else f"idle connections: {idle.get('error')}"]
+    for run in result["runs"]:
+        stages = run["latency"].get("stages")
+        if stages:
+            enq, dlv = stages["received_to_enqueued_ms"], stages["received_to_delivered_ms"]
+            out.append(f"stages {run['path']} {_size(run['size'])} (latency run, from the database): received -> "
+                       f"enqueued p50/p95 {_fmt(enq['p50'], 1)}/{_fmt(enq['p95'], 1)} ms, received -> delivered "
+                       f"p50/p95 {_fmt(dlv['p50'], 1)}/{_fmt(dlv['p95'], 1)} ms, deliveries {stages['states']}")
     soak = result.get("soak")
     if soak:
         out.append(f"soak: {soak['seconds']:.0f} s at {soak['offered_per_s']} msg/s ({soak['accepted']} accepted, "

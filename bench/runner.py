@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .loadgen import run_load
 from .paths import SENDER, Path
@@ -67,6 +68,7 @@ def latency(path: Path, load: Load, messages: int, rate: float = 0.0) -> dict:
     """Our load generator -> path -> counting sink: acceptance and end-to-end latency percentiles."""
     sink = CountingSink(path.sink_port).start()
     since = time.time()
+    since_utc = datetime.fromtimestamp(since, timezone.utc).replace(tzinfo=None)
     try:
         result = asyncio.run(run_load("127.0.0.1", path.entry_port, messages, load.concurrency, load.size, SENDER,
                                       path.recipients, rate=rate, reuse=load.reuse))
@@ -84,6 +86,7 @@ def latency(path: Path, load: Load, messages: int, rate: float = 0.0) -> dict:
         "accept_latency_ms": latency_ms(result.latencies),
         "arrived": len(e2e),
         "e2e_latency_ms": latency_ms(e2e),
+        "stages": path.stages(since_utc),
     }
 
 
