@@ -31,7 +31,7 @@ def parse_size(raw: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--messages", type=int, default=1000, help="messages per throughput run (smtp-source)")
+    p.add_argument("--messages", type=int, default=600, help="messages per throughput run (smtp-source)")
     p.add_argument("--latency-messages", type=int, default=0, help="messages per latency run (default: half --messages)")
     p.add_argument("--concurrency", type=int, default=100, help="concurrent SMTP connections of the load")
     p.add_argument("--sizes", default="4k,100k", help="message sizes, comma-separated (e.g. 4k,100k)")

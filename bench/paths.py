@@ -61,17 +61,21 @@ class Path:
             out.update({f"{label}:{k}": v for k, v in procs.rss_of(pid, children=True).items()})
         return out
 
-    def cpu_seconds(self) -> float:
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds used so far by each of this path's processes (with their children)."""
         import psutil
 
-        pids = []
-        for pid in self.processes().values():
+        out = {}
+        for label, pid in self.processes().items():
             try:
                 root = psutil.Process(pid)
-                pids += [root.pid] + [c.pid for c in root.children(recursive=True)]
+                out[label] = procs.cpu_seconds([root.pid] + [c.pid for c in root.children(recursive=True)])
             except psutil.NoSuchProcess:
                 continue
-        return procs.cpu_seconds(pids)
+        return out
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_by_role().values())
 
 
 class Loopback(Path):

@@ -108,6 +108,11 @@ def table(result: dict) -> str:
             out.append(f"stages {run['path']} {_size(run['size'])} (latency run, from the database): received -> "
                        f"enqueued p50/p95 {_fmt(enq['p50'], 1)}/{_fmt(enq['p95'], 1)} ms, received -> delivered "
                        f"p50/p95 {_fmt(dlv['p50'], 1)}/{_fmt(dlv['p95'], 1)} ms, deliveries {stages['states']}")
+    for run in result["runs"]:
+        roles = run["throughput"].get("cpu_ms_per_message_by_process") or {}
+        if len(roles) > 1:
+            out.append(f"CPU ms per message {run['path']} {_size(run['size'])}: "
+                       + ", ".join(f"{k} {v:.2f}" for k, v in roles.items()))
     soak = result.get("soak")
     if soak:
         out.append(f"soak: {soak['seconds']:.0f} s at {soak['offered_per_s']} msg/s ({soak['accepted']} accepted, "

@@ -44,14 +44,15 @@ def throughput(path: Path, load: Load, workdir: str) -> dict:
     """smtp-source -> path -> smtp-sink: acceptance and end-to-end messages/s, CPU per message."""
     sink = SmtpSink(workdir, path.sink_port).start()
     try:
-        cpu0 = path.cpu_seconds()
+        cpu0 = path.cpu_by_role()
         started = time.monotonic()
         accept_s = smtp_source(path.entry_port, load.messages, load.concurrency, load.size, SENDER,
                                path.recipients[0], reuse=load.reuse)
         arrived, e2e_s = _drain_wait(sink.count, load.messages, started, load.drain_timeout)
         if not path.forwards:
             e2e_s = accept_s
-        cpu = path.cpu_seconds() - cpu0
+        cpu1 = path.cpu_by_role()
+        by_role = {k: round((v - cpu0.get(k, 0.0)) * 1000 / load.messages, 2) for k, v in cpu1.items()}
     finally:
         sink.stop()
     return {
@@ -60,7 +61,8 @@ def throughput(path: Path, load: Load, workdir: str) -> dict:
         "arrived": arrived,
         "e2e_per_s": round(arrived / e2e_s, 1),
         "complete": arrived >= load.messages,
-        "cpu_ms_per_message": round(cpu * 1000 / load.messages, 2) if path.processes() else None,
+        "cpu_ms_per_message": round(sum(by_role.values()), 2) if by_role else None,
+        "cpu_ms_per_message_by_process": by_role,
     }
 
 
