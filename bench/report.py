@@ -15,6 +15,7 @@ RATIO_FIGURES = {
     "e2e_p95_ms": lambda r: r["latency"]["e2e_latency_ms"]["p95"],
     "paced_e2e_p95_ms": lambda r: (r.get("paced") or {}).get("e2e_latency_ms", {}).get("p95"),
     "cpu_ms_per_message": lambda r: r["throughput"]["cpu_ms_per_message"],
+    "rss_total_bytes": lambda r: sum(r["rss_bytes"].values()) or None,
 }
 
 

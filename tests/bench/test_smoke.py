@@ -15,7 +15,8 @@ from tests.support.databases import PG_ADMIN_URL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MESSAGES = 20
-FIGURES = ("accept_per_s", "e2e_per_s", "accept_p99_ms", "e2e_p95_ms", "paced_e2e_p95_ms", "cpu_ms_per_message")
+FIGURES = ("accept_per_s", "e2e_per_s", "accept_p99_ms", "e2e_p95_ms", "paced_e2e_p95_ms", "cpu_ms_per_message",
+           "rss_total_bytes")
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,8 @@ def test_bench_reports_mailferry_memory_and_targets(bench_run):
         assert {"smtp", "worker0", "redis"} <= labels
         assert all(rss > 0 for rss in run["rss_bytes"].values())
         assert run["throughput"]["cpu_ms_per_message"] > 0
+        assert {"smtp", "worker0", "redis"} <= set(run["throughput"]["cpu_ms_per_message_by_process"])
+        assert run["latency"]["stages"]["states"] == {"delivered": 10}
     assert result["idle"]["connections"] == 50 and result["idle"]["after_bytes"] > 0
     assert "per_connection_bytes" in result["idle"]
     soak = result["soak"]
