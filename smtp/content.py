@@ -7,7 +7,7 @@ import re
 from . import replies
 
 LOOP_HEADER = "X-Mailferry-Loop"  # added per forwarding hop with the alias address (smtp/delivery/transform.py)
-_HEADER_END = re.compile(rb"\r\n\r\n")
+HEADER_LIMIT = 1 << 20  # a header section is never searched past this: the loop check stays cheap
 _LOOP_MARKER = re.compile(rb"^x-mailferry-loop[ \t]*:[ \t]*<?([^\r\n<>]*?)>?[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
@@ -23,10 +23,11 @@ def has_bare_line_ending(raw: bytes) -> bool:
 
 
 def header_section(raw: bytes) -> bytes:
+    """The header lines (each with its CRLF); at most HEADER_LIMIT bytes, like Postfix's header_size_limit."""
     if raw.startswith(b"\r\n"):
         return b""
-    match = _HEADER_END.search(raw)
-    return raw[: match.start() + 2] if match else raw
+    end = raw.find(b"\r\n\r\n", 0, HEADER_LIMIT)
+    return raw[: end + 2] if end >= 0 else raw[:HEADER_LIMIT]
 
 
 def received_count(raw: bytes) -> int:
@@ -39,9 +40,10 @@ def loop_markers(raw: bytes) -> set[str]:
 
 
 def check_content(raw: bytes, max_received: int) -> str | None:
-    """The refusal reply for a message that must not be accepted, or None when it may be spooled."""
-    if has_bare_line_ending(raw):
-        return replies.BARE_LINE_ENDING
+    """The refusal reply for a message that must not be accepted, or None when it may be spooled.
+
+    Bare CR/LF is refused earlier, while DATA is read (data_reader), chunk by chunk.
+    """
     if received_count(raw) > max_received:
         return replies.MAIL_LOOP
     return None

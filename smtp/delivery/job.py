@@ -1,7 +1,8 @@
 """The RQ job (`mailferry.queue.DELIVER_JOB`): deliver one message to every destination that is due.
 
-Delivered destinations are committed right after their transaction, so a crash never re-sends them;
-deferred and bounced ones are settled with the message (and its DSN) in one final transaction.
+A destination that accepted is committed DELIVERED before the next transaction is sent, so a crash never
+re-sends it; after the last transaction nothing more is sent, so its outcomes, the deferred and bounced
+destinations, the message's own state and its DSN are all written in one settling transaction.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from mailferry.logs import log
 from mailferry.models import Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, PENDING
 from mailferry.queue import enqueue_messages
-from smtp.routes import domain_of
+from smtp.routes import FORWARD, domain_of
 
 from . import context, lease
 from .dsn import DSN_KIND, OriginalMessage, dsn_message
-from .keys import KeyCache
 from .mx import MxError
 from .outcome import Reply, classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
-from .transform import Outbound, crlf_only, forward, received_header
+from .transform import Outbound, crlf_only, forward, loop_header, received_header
 from .transport import Transaction
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def run(ctx: context.Context, message_id: str) -> datetime | None:
             for attempt in attempts:
                 _log_attempt(snap, attempt)
             delivered = [a for a in attempts if classify(a.reply) == DELIVERED]
-            unsettled += [a for a in attempts if a not in delivered]
+            unsettled += [a for a in attempts if classify(a.reply) != DELIVERED]
             if final and i == len(groups) - 1:
                 unsettled += delivered  # nothing is sent before the settling commit: record them there
             elif delivered:
@@ -107,8 +107,7 @@ def _envelope_from(ctx: context.Context, mail_from: str, alias_domain: str) -> s
         return mail_from
 
 
-def _outbound(ctx: context.Context, snap: Snapshot, kind: str, alias_domain: str, members: list[Target],
-              keys: KeyCache) -> Outbound:
+def _outbound(ctx: context.Context, snap: Snapshot, kind: str, alias_domain: str, members: list[Target]) -> Outbound:
     if kind == DSN_KIND:  # our own bounce: null sender, nothing to add
         return Outbound("", crlf_only(snap.raw), False)
     received = received_header(
@@ -116,18 +115,20 @@ def _outbound(ctx: context.Context, snap: Snapshot, kind: str, alias_domain: str
         used_tls=snap.used_tls, received_at=snap.received_at,
         recipient=members[0].recipient if len(members) == 1 else None,
     )
+    if kind == FORWARD:
+        received += b"".join(loop_header(a) for a in dict.fromkeys(m.recipient.lower() for m in members))
     envelope = _envelope_from(ctx, snap.mail_from, alias_domain)
-    return forward(snap.raw, envelope_from=envelope, received=received, key=keys.get(alias_domain))
+    return forward(snap.raw, envelope_from=envelope, received=received, key=ctx.keys.get(alias_domain))
 
 
-def _transactions(ctx: context.Context, snap: Snapshot, targets: list[Target], keys: KeyCache) -> list[Transaction]:
+def _transactions(ctx: context.Context, snap: Snapshot, targets: list[Target]) -> list[Transaction]:
     """One transaction per (kind, alias domain): each has its own SRS envelope and DKIM signature."""
     groups: dict[tuple[str, str], list[Target]] = {}
     for target in targets:
         groups.setdefault((target.kind, domain_of(target.recipient)), []).append(target)
     transactions = []
     for (kind, alias_domain), members in groups.items():
-        out = _outbound(ctx, snap, kind, alias_domain, members, keys)
+        out = _outbound(ctx, snap, kind, alias_domain, members)
         transactions.append(Transaction(out.envelope_from, [m.destination for m in members], out.data,
                                         tag=(members, out.dkim_signed)))
     return transactions
@@ -141,7 +142,7 @@ def _deliver_domain(ctx: context.Context, snap: Snapshot, domain: str,
     except MxError as exc:
         yield [Attempt(target, Reply(exc.code, exc.text)) for target in targets], True
         return
-    for result in ctx.transport.send(hosts, _transactions(ctx, snap, targets, ctx.keys)):
+    for result in ctx.transport.send(hosts, _transactions(ctx, snap, targets)):
         members, signed = result.transaction.tag
         yield [Attempt(t, result.replies[t.destination], result.mx_host, result.tls, signed) for t in members], \
             result.final

@@ -48,6 +48,12 @@ class _Answer:
     ttl: int = 0
 
 
+def counters(redis: Redis) -> dict[str, int]:
+    """DNS lookups made and answers served from the MX cache, summed over all workers (for stats pages)."""
+    lookups, hits = redis.mget(LOOKUPS_KEY, HITS_KEY)
+    return {"dns_lookups": int(lookups or 0), "cache_hits": int(hits or 0)}
+
+
 def order_hosts(hosts: tuple[MxHost, ...], rng: random.Random | None = None) -> list[MxHost]:
     """By preference, random among equal preferences (RFC 5321 5.1) so load spreads."""
     rng = rng or random
@@ -73,11 +79,7 @@ class MxResolver:
         return order_hosts(answer.hosts)
 
     def counters(self) -> dict[str, int]:
-        """DNS lookups made and answers served from the cache, across all workers."""
-        if self.redis is None:
-            return {"dns_lookups": 0, "cache_hits": 0}
-        lookups, hits = self.redis.mget(LOOKUPS_KEY, HITS_KEY)
-        return {"dns_lookups": int(lookups or 0), "cache_hits": int(hits or 0)}
+        return counters(self.redis) if self.redis is not None else {"dns_lookups": 0, "cache_hits": 0}
 
     # ---- cache ----
 

@@ -1,36 +1,32 @@
-"""The reconciler: Redis may lose jobs and workers may die, the database knows what is still owed."""
+"""The reconciler: Redis may lose jobs, workers may die, the scheduler may be gone with a dead worker.
+The database knows what is still owed; anything due without a job waiting in the queue is enqueued."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from rq import Queue
 from rq.job import Job, JobStatus
-from sqlalchemy import select
 
 from mailferry.db import Database
-from mailferry.models import Message, utcnow
-from mailferry.models.message import QUEUED
-from mailferry.queue import enqueue_messages, job_id_for, reconcile
+from mailferry.queue import due_messages, enqueue_messages, job_id_for
 
-WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-
-
-def expired_leases(db: Database) -> list[str]:
-    with db.session() as s:
-        return list(s.scalars(select(Message.id).where(Message.state == QUEUED, Message.lease_until < utcnow())))
+GRACE = timedelta(seconds=5)  # lets a just-due scheduled job reach the queue before it counts as lost
+WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED}
 
 
 def _waiting(queue: Queue, message_id: str) -> bool:
     try:
         job = Job.fetch(job_id_for(message_id), connection=queue.connection)
-    except Exception:  # NoSuchJobError, or a half-lost job
+    except Exception:  # NoSuchJobError, or a job Redis lost half of
         return False
     return job.get_status(refresh=False) in WAITING
 
 
 def recover(db: Database, queue: Queue) -> list[str]:
-    """Re-enqueue due messages without a live job, and messages whose worker died holding the lease
-    (their job still looks STARTED to RQ until its timeout passes). Returns the ids enqueued."""
-    enqueued = reconcile(db, queue)
-    orphans = [mid for mid in expired_leases(db) if mid not in enqueued and not _waiting(queue, mid)]
-    enqueue_messages(queue, orphans)
-    return enqueued + orphans
+    """Enqueue every message that is due (past GRACE) and not leased, unless its job already waits in the
+    queue. That covers jobs Redis lost, jobs a SIGKILLed worker left STARTED (their lease expired) and
+    scheduled jobs overdue because the worker running the scheduler died. Returns the ids enqueued."""
+    lost = [mid for mid in due_messages(db, grace=GRACE) if not _waiting(queue, mid)]
+    enqueue_messages(queue, lost)
+    return lost

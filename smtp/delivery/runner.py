@@ -53,8 +53,12 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
                               name="reconciler", daemon=True)
     thread.start()
     log(logger, logging.INFO, "worker starting", queue=settings.RQ_QUEUE, worker_id=ctx.worker_id)
+    if settings.SMTP_DELIVERY_MODE != "direct":
+        log(logger, logging.WARNING, "this worker delivers direct to MX hosts only; relays are not used yet",
+            mode=settings.SMTP_DELIVERY_MODE)
     try:
-        worker = DeliveryWorker([ctx.queue], connection=ctx.redis)
+        # maintenance also re-takes the scheduler lock a crashed worker held: every minute, not every ten
+        worker = DeliveryWorker([ctx.queue], connection=ctx.redis, maintenance_interval=60)
         worker.work(burst=burst, with_scheduler=True, logging_level=settings.LOG_LEVEL)
     finally:
         stop.set()

@@ -17,6 +17,7 @@ from .signing import dkim_signature
 
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 _UNSAFE = re.compile(r"[^\x21-\x7e]+")
+LOOP_HEADER = "X-Mailferry-Loop"
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,13 @@ def received_header(*, helo: str, peer: str, hostname: str, message_id: str, use
     return f"{line}; {when}\r\n".encode("ascii")
 
 
+def loop_header(alias: str) -> bytes:
+    """Our loop marker: inbound refuses a message that already went through the same alias (554 5.4.6)."""
+    return f"{LOOP_HEADER}: <{_token(alias, 'unknown')}>\r\n".encode("ascii")
+
+
 def forward(raw: bytes, *, envelope_from: str, received: bytes, key: SigningKey | None) -> Outbound:
-    """Prepend Received (and a DKIM-Signature over the result when a key is given)."""
+    """Prepend `received` (our trace lines) and a DKIM-Signature over the result when a key is given."""
     data = received + crlf_only(raw)
     if key is None:
         return Outbound(envelope_from, data, False)

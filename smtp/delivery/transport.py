@@ -58,10 +58,14 @@ def _has_8bit(data: bytes) -> bool:
 
 
 class DirectTransport:
-    def __init__(self, *, hostname: str, port: int, timeout: float, require_tls: bool):
+    def __init__(self, *, hostname: str, port: int, timeout: float, require_tls: bool,
+                 data_timeout: float | None = None):
         self.hostname = hostname
         self.port = port
         self.timeout = timeout
+        # RFC 5321 4.5.3.2 gives the reply to the final dot 10 minutes: a server still scanning the message
+        # must not be taken for dead, or the retry would deliver it twice.
+        self.data_timeout = max(timeout, data_timeout or timeout)
         self.require_tls = require_tls
         # Opportunistic STARTTLS (RFC 3207): MX certificates are not checked, as every MTA does without DANE/MTA-STS.
         self.tls_context = ssl.create_default_context()
@@ -159,11 +163,13 @@ class DirectTransport:
         if not accepted:
             self._reset(client)
             return replies
+        client.sock.settimeout(self.data_timeout)
         try:
             code, message = client.data(tx.data)
         except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
             code, message = exc.smtp_code, exc.smtp_error
             self._reset(client)
+        client.sock.settimeout(self.timeout)
         for recipient in accepted:
             replies[recipient] = _reply(code, message)
         return replies

@@ -23,11 +23,10 @@ def test_received_headers_are_counted_in_the_header_section_only():
     assert received_count(b"\r\nReceived: x\r\n") == 0  # no headers at all
 
 
-def test_check_content_order_and_limits():
+def test_check_content_loop_limit():
     loop = b"Received: x\r\n" * 31 + b"\r\nbody\r\n"
     assert check_content(loop, 30) == replies.MAIL_LOOP
     assert check_content(loop, 31) is None
-    assert check_content(loop + b"bare\n", 30) == replies.BARE_LINE_ENDING
 
 
 @pytest.mark.parametrize("raw, fixed", [
@@ -65,3 +64,10 @@ def test_loop_markers_from_the_header_section():
            b"X-Mailferry-Loop: body@alias.test\r\n")
     assert loop_markers(raw) == {"john@alias.test", "team@alias.test"}
     assert loop_markers(b"Subject: s\r\n\r\n") == set()
+
+
+def test_header_section_is_capped(monkeypatch):
+    monkeypatch.setattr("smtp.content.HEADER_LIMIT", 64)
+    raw = b"Received: x\r\n" * 10 + b"\r\nbody\r\n"
+    assert header_section(raw) == raw[:64]
+    assert received_count(raw) == 5  # four whole lines and the start of a fifth

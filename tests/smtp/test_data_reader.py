@@ -60,8 +60,8 @@ def test_dot_lines_that_are_not_the_terminator():
 
 
 def test_bare_lf_dot_is_not_a_terminator():
-    result = run([b"a\n.\nb\r\n.\r\n"])
-    assert result.content == b"a\n.\nb\r\n"
+    result = run([b"a\n.\nb\r\n.\r\nNOOP\r\n"])
+    assert (result.error, result.leftover) == (replies.BARE_LINE_ENDING, b"NOOP\r\n")
 
 
 def test_size_limit():
@@ -91,3 +91,31 @@ def test_connection_closed_during_data():
 
     with pytest.raises(ConnectionResetError):
         asyncio.run(main())
+
+
+@pytest.mark.parametrize("body", [b"a\nb\r\n", b"a\rb\r\n", b"ok\r\n\nx\r\n", b"x\r\r\n"])
+def test_bare_cr_or_lf_is_refused(body):
+    result = run([body + b".\r\nNOOP\r\n"])
+    assert (result.error, result.leftover) == (replies.BARE_LINE_ENDING, b"NOOP\r\n")
+
+
+def test_bare_lf_in_a_later_chunk_is_refused():
+    chunks = [b"line %d\r\n" % n for n in range(100)] + [b"tail\nmore\r\n", b".\r\n"]
+    assert run(chunks, size_limit=None).error == replies.BARE_LINE_ENDING
+
+
+def test_long_line_split_over_many_chunks_without_crlf():
+    chunks = [b"z" * 700 for _ in range(10)] + [b"\r\n.\r\n"]
+    assert run(chunks, size_limit=None).error == replies.LINE_TOO_LONG
+
+
+def test_dot_at_the_start_of_every_chunk_is_unstuffed_once():
+    chunks = [b"..a\r\n", b"..b\r\n", b".\r\n"]
+    assert run(chunks).content == b".a\r\n.b\r\n"
+
+
+def test_many_chunks_reassemble_exactly():
+    lines = [b"%06d " % n + b"x" * (n % 90) + b"\r\n" for n in range(5000)]
+    wire = b"".join(lines) + b".\r\n"
+    chunks = [wire[i:i + 4093] for i in range(0, len(wire), 4093)]
+    assert run(chunks, size_limit=None).content == b"".join(lines)

@@ -50,8 +50,8 @@ class Internet:
         self.port = free_port()
         self.sinks: list[Sink] = []
 
-    def sink(self, ip: str, tls_context=None) -> Sink:
-        sink = Sink(ip, self.port, tls_context).start()
+    def sink(self, ip: str, tls_context=None, smtputf8: bool = False) -> Sink:
+        sink = Sink(ip, self.port, tls_context, smtputf8).start()
         self.sinks.append(sink)
         return sink
 

@@ -34,6 +34,7 @@ def test_forward_is_srs_rewritten_dkim_signed_and_intact(ctx, world, internet, d
     assert prepended.startswith(b"DKIM-Signature: ") and b"\r\nReceived: from client.sender.test" in prepended
     assert b"by mx.mailferry.test (Mailferry) with ESMTP id " + message_id.encode() in prepended
     assert b"for <hello@alias.test>" in prepended
+    assert prepended.endswith(b"\r\nX-Mailferry-Loop: <hello@alias.test>\r\n")  # inbound's loop check reads it
     assert dkim_verifies(got.data, ctx.settings)
     assert b"d=alias.test" in prepended
 
@@ -122,3 +123,16 @@ def test_rotated_key_signs_with_the_active_selector(ctx, world, internet, db):
 
     assert f"s={selector};".encode() in sink.messages[0].data
     assert dkim_verifies(sink.messages[0].data, ctx.settings)
+
+
+def test_mail_already_srs_rewritten_by_another_forwarder_becomes_srs1(ctx, world, internet, db):
+    upstream = Srs("another-forwarders-secret").forward("alice@sender.test", "upstream.test")
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+
+    run(ctx, world.seed([route], mail_from=upstream))
+
+    envelope = sink.messages[0].mail_from
+    assert upstream.startswith("SRS0=") and envelope.startswith("SRS1=") and envelope.endswith("@alias.test")
+    assert Srs(ctx.settings.srs_secret).reverse(envelope) == upstream  # one hop back: to the upstream forwarder

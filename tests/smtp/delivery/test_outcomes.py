@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from mailferry.models import Alias, DailyStat, Message, utcnow
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE, QUEUED
+from smtp.delivery import context
 from smtp.delivery.job import run
 from smtp.routes import SRS_RETURN, Route
 from smtp.srs import Srs
@@ -160,3 +161,82 @@ def test_mail_to_an_srs_address_returns_to_the_original_sender(ctx, world, inter
     assert (got.mail_from, got.rcpt_tos) == ("<>", ("alice@sender.test",))
     assert got.data.endswith(bounce)
     assert deliveries(db, message_id)[0].state == DELIVERED
+
+
+def test_mixed_replies_in_one_transaction_settle_each_destination(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "team", "ok@dest.test", "gone@dest.test", "full@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    internet.mx("sender.test", (10, "mx.sender.test", "127.0.0.3"))
+    dest, sender = internet.sink("127.0.0.2"), internet.sink("127.0.0.3")
+    dest.handler.rcpt_replies["gone@dest.test"] = "550 5.1.1 no such user"
+    dest.handler.rcpt_replies["full@dest.test"] = "452 4.2.2 mailbox full"
+    message_id = world.seed([route])
+
+    assert run(ctx, message_id) is not None  # one destination is still owed
+    [got] = dest.messages
+    assert got.rcpt_tos == ("ok@dest.test",)
+    assert [d.state for d in deliveries(db, message_id)] == [DELIVERED, BOUNCED, DEFERRED]
+    [dsn_id] = dsn_ids(db)
+    run(ctx, dsn_id)
+    [bounce] = sender.messages
+    assert bounce.data.count(b"Final-Recipient:") == 1 and b"Status: 5.1.1" in bounce.data
+
+
+def test_5xx_after_data_bounces_every_recipient_of_the_transaction(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "team", "a@dest.test", "b@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    internet.sink("127.0.0.2").handler.data_replies.append("554 5.7.1 message rejected as spam")
+    message_id = world.seed([route])
+
+    assert run(ctx, message_id) is None
+    assert [(d.state, d.last_code) for d in deliveries(db, message_id)] == [(BOUNCED, 554), (BOUNCED, 554)]
+    [dsn_id] = dsn_ids(db)
+    assert len(deliveries(db, dsn_id)) == 1  # one DSN listing both
+
+
+def test_dkim_off_sends_unsigned(dsettings, world, internet, db):
+    ctx = context.configure(dsettings.replace(SMTP_ENABLE_DKIM=False))
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    run(ctx, world.seed([route]))
+    assert b"DKIM-Signature" not in sink.messages[0].data
+
+
+def test_undecryptable_key_still_delivers_unsigned(dsettings, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    ctx = context.configure(dsettings.replace(SECRET_KEY="a-different-secret-key-987654"))
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    message_id = world.seed([route])
+    run(ctx, message_id)
+    assert b"DKIM-Signature" not in sink.messages[0].data
+    assert deliveries(db, message_id)[0].state == DELIVERED
+
+
+def test_no_answer_to_the_final_dot_defers(dsettings, world, internet, db):
+    ctx = context.configure(dsettings.replace(SMTP_CONNECT_TIMEOUT=1, DELIVERY_LEASE=2))
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    sink.handler.stalling.set()
+    message_id = world.seed([route])
+
+    assert run(ctx, message_id) is not None
+    sink.handler.stalling.clear()
+    [delivery] = deliveries(db, message_id)
+    assert (delivery.state, delivery.last_code) == (DEFERRED, None)
+    assert "4.4.2" in delivery.last_reply and "timed out" in delivery.last_reply
+
+
+def test_non_ascii_address_needs_smtputf8(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "hello", "jürgen@old.test", "jürgen@new.test")
+    internet.mx("old.test", (10, "mx.old.test", "127.0.0.2"))
+    internet.mx("new.test", (10, "mx.new.test", "127.0.0.3"))
+    old, new = internet.sink("127.0.0.2"), internet.sink("127.0.0.3", smtputf8=True)
+    message_id = world.seed([route])
+
+    run(ctx, message_id)
+
+    assert old.messages == [] and new.messages[0].rcpt_tos == ("jürgen@new.test",)
+    assert [(d.state, d.last_code) for d in deliveries(db, message_id)] == [(BOUNCED, 553), (DELIVERED, 250)]

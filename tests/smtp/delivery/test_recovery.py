@@ -50,6 +50,8 @@ def test_recover_requeues_a_dead_workers_started_job(ctx, world, db, redis_conn)
     route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
     message_id = world.seed([route])
     _set_lease(db, message_id, "dead-worker", utcnow() - timedelta(seconds=1))
+    with db.session() as s:  # claimed a lease-length ago
+        s.execute(update(Message).where(Message.id == message_id).values(next_attempt_at=utcnow() - timedelta(minutes=5)))
     job = ctx.queue.enqueue(DELIVER_JOB, message_id, job_id=job_id_for(message_id))
     job.set_status(JobStatus.STARTED)  # what a SIGKILLed worker leaves behind
     ctx.queue.remove(job)
@@ -58,6 +60,20 @@ def test_recover_requeues_a_dead_workers_started_job(ctx, world, db, redis_conn)
     assert Job.fetch(job_id_for(message_id), connection=redis_conn).get_status() == JobStatus.QUEUED
     assert ctx.queue.job_ids == [job_id_for(message_id)]
     assert recover(ctx.db, ctx.queue) == []  # queued now: not enqueued twice
+
+
+def test_recover_requeues_an_overdue_scheduled_job_but_not_a_queued_one(ctx, world, db):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    overdue, queued = world.seed([route]), world.seed([route])
+    with db.session() as s:
+        s.execute(update(Message).where(Message.id.in_([overdue, queued]))
+                  .values(next_attempt_at=utcnow() - timedelta(minutes=1)))
+    # the worker that ran the scheduler died: this scheduled job would wait for another scheduler
+    ctx.queue.enqueue_at(utcnow() - timedelta(minutes=1), DELIVER_JOB, overdue, job_id=job_id_for(overdue))
+    ctx.queue.enqueue(DELIVER_JOB, queued, job_id=job_id_for(queued))
+
+    assert recover(ctx.db, ctx.queue) == [overdue]
+    assert set(ctx.queue.job_ids) == {job_id_for(overdue), job_id_for(queued)}
 
 
 def test_recover_leaves_live_leases_and_future_retries_alone(ctx, world, db):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from mailferry.models.message import DEFERRED, DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue, make_redis
+from tests.smtp.delivery.conftest import ROOT
 from tests.smtp.delivery.helpers import attempts, deliveries, message
 from tests.support.net import wait_for
 
@@ -72,3 +77,36 @@ def test_worker_killed_mid_delivery_delivers_exactly_once_per_destination(world,
     assert len(one.messages) == 1 and len(two.messages) == 1
     assert [d.state for d in deliveries(db, message_id)] == [DELIVERED, DELIVERED]
     assert [len(attempts(db, d.id)) for d in deliveries(db, message_id)] == [1, 1]
+
+
+def test_a_retry_scheduled_by_a_dead_worker_is_picked_up_by_another(world, internet, db, workers, env):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    sink.handler.data_replies.append("451 4.7.1 greylisted")
+    message_id = world.seed([route])
+    _enqueue(env, message_id)
+
+    first = workers(RETRY_SCHEDULE="3s")  # holds the RQ scheduler lock, which outlives it by a minute
+    wait_for(lambda: deliveries(db, message_id)[0].state == DEFERRED, timeout=30,
+             what=f"the deferral; worker log:\n{first.log()}")
+    first.kill()
+    second = workers(RETRY_SCHEDULE="3s")
+    wait_for(_done(db, message_id), timeout=30, what=f"the retry; worker log:\n{second.log()}")
+
+    assert len(sink.messages) == 1
+    assert "reconciler re-enqueued messages" in second.log()
+
+
+def test_burst_mode_delivers_what_is_queued_and_exits(world, internet, db, env):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    message_id = world.seed([route])
+    _enqueue(env, message_id)
+
+    done = subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert len(sink.messages) == 1 and message(db, message_id).state == DONE
