@@ -9,11 +9,11 @@ run: $(VENV)/.deps
 	$(BIN)/python scripts/dev_run.py
 
 test: $(VENV)/.deps-dev
-	scripts/system_deps.sh redis postfix
+	scripts/system_deps.sh redis postfix chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.deps-dev
-	scripts/system_deps.sh redis postfix
+	scripts/system_deps.sh redis postfix chromium
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(VENV)/.deps-dev
