@@ -33,8 +33,10 @@ def live_server(web_settings):
     app.extensions["mailferry.db"].dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
+    """Package-scoped: Playwright's sync API keeps an event loop running in this thread
+    until it exits, and later tests call asyncio.run()."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
