@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from .models import DailyStat, utcnow
 from .models.stats import COUNTERS
@@ -11,21 +14,27 @@ from .models.stats import COUNTERS
 ALL_DOMAINS = 0
 
 
+@lru_cache(maxsize=64)
+def _upsert(dialect_name: str, counted: tuple[str, ...]) -> Insert:
+    """INSERT .. ON CONFLICT (domain_id, day) DO UPDATE adding the counted columns; built once per shape."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = DailyStat.__table__
+    stmt = dialect.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["domain_id", "day"], set_={c: table.c[c] + stmt.excluded[c] for c in counted},
+    )
+
+
 def bump_daily(session: Session, domain_id: int | None, **counts: int) -> None:
-    """Add `counts` (e.g. forwarded=1) to today's row of the domain and of the all-domains row."""
+    """Add `counts` (e.g. forwarded=1) to today's row of the domain and of the all-domains row, in one
+    statement (the rows in a fixed order, so concurrent bumps take their locks in the same order)."""
     unknown = set(counts) - set(COUNTERS)
     if unknown:
         raise ValueError(f"unknown counters: {', '.join(sorted(unknown))}")
     counts = {k: v for k, v in counts.items() if v}
     if not counts:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    table = DailyStat.__table__
     day = utcnow().date()
-    for target in sorted({ALL_DOMAINS, domain_id or ALL_DOMAINS}):
-        row = {c: 0 for c in COUNTERS} | counts | {"domain_id": target, "day": day}
-        stmt = dialect.insert(table).values(**row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["domain_id", "day"], set_={c: table.c[c] + n for c, n in counts.items()},
-        )
-        session.execute(stmt)
+    base = {c: 0 for c in COUNTERS} | counts
+    rows = [base | {"domain_id": target, "day": day} for target in sorted({ALL_DOMAINS, domain_id or ALL_DOMAINS})]
+    session.execute(_upsert(session.get_bind().dialect.name, tuple(sorted(counts))), rows)
