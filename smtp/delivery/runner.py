@@ -10,10 +10,13 @@ from collections.abc import Callable, Sequence
 
 from redis import Redis
 from rq import Queue, SimpleWorker
-from rq.job import Job
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from mailferry.logs import log, setup_logging
+from mailferry.queue import DELIVER_JOB
 from mailferry.settings import Settings, settings_or_exit
 
 from . import context
@@ -34,8 +37,9 @@ class DeliveryWorker(SimpleWorker):
     RQ's own bookkeeping is most of a short job's cost (about 60 Redis commands, a dozen round trips); the
     ones that only repeat what Redis already holds are skipped: the worker heartbeat sent twice per job
     (three round trips each) is sent at most every HEARTBEAT_EVERY seconds unless it must lengthen the
-    worker's TTL, a state that is already set is not set again, and a finished job gets no last heartbeat
-    (deliver jobs have no callbacks and are deleted right after, result_ttl=0)."""
+    worker's TTL, a state that is already set is not set again, a finished job gets no last heartbeat
+    (deliver jobs have no callbacks and are deleted right after, result_ttl=0), and a finished deliver
+    job is settled in one MULTI/EXEC without RQ's WATCH on dependents it never has (`_lean`)."""
 
     _beat_at = 0.0
     _beat_ttl = 0
@@ -61,6 +65,25 @@ class DeliveryWorker(SimpleWorker):
         if pipeline is None and state == getattr(self, "_state", None):
             return
         super().set_state(state, pipeline=pipeline)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry,
+                           execution: Execution) -> None:
+        if not self._lean(job):
+            super().handle_job_success(job, queue, started_job_registry, execution)
+            return
+        with self.connection.pipeline() as pipeline:
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            job._status = JobStatus.FINISHED
+            job.delete(pipeline=pipeline, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.execute()
+
+    def _lean(self, job: Job) -> bool:
+        """A deliver job as mailferry.queue enqueues it: no result kept, no dependents, repeats, groups or
+        rate limit (anything else goes through RQ's full path)."""
+        return (job.func_name == DELIVER_JOB and job.get_result_ttl(self.default_result_ttl) == 0
+                and job.repeats_left is None and not job.group_id and not job.has_rate_limit)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         job.ended_at = now()

@@ -129,3 +129,31 @@ def test_burst_mode_delivers_what_is_queued_and_exits(world, internet, db, env):
 
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert len(sink.messages) == 1 and message(db, message_id).state == DONE
+
+
+def test_a_finished_deliver_job_leaves_no_job_registry_entry_or_execution_behind(world, internet, db, env):
+    """The worker settles deliver jobs on a short path of its own (no WATCH on dependents): what RQ's full
+    path leaves for a result_ttl=0 job is what it leaves (nothing)."""
+    from rq.job import Job
+
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    internet.sink("127.0.0.2")
+    ids = [world.seed([route]) for _ in range(3)]
+    _enqueue(env, *ids)
+
+    done = subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    redis = make_redis(env["REDIS_URL"])
+    try:
+        queue = get_queue(redis, env["RQ_QUEUE"])
+        assert all(message(db, mid).state == DONE for mid in ids)
+        assert not any(Job.exists(f"deliver-{mid}", connection=redis) for mid in ids)
+        assert queue.started_job_registry.count == 0 and queue.failed_job_registry.count == 0
+        assert not [j for j in queue.finished_job_registry.get_job_ids() if j.startswith("deliver-")]
+        assert queue.count == 0
+        assert not redis.keys("rq:execution*")
+    finally:
+        redis.close()
