@@ -1,7 +1,8 @@
 """What one accepted RCPT expands to, and the rows a spooled message is made of.
 
-Both the inbound server (at DATA) and tests that seed the queue build messages through
-`build_message`, so the worker sees one shape whatever created the message.
+`message_rows` is the one description of those rows: the inbound server inserts them with Core
+(executemany, no ORM unit of work), and `build_message` (tests, tools) makes ORM objects of the same
+rows, so the worker sees one shape whatever created the message.
 """
 
 from __future__ import annotations
@@ -35,26 +36,41 @@ def _header(headers, name: str) -> str:
     return str(value).replace("\r", " ").replace("\n", " ").strip()[:998]
 
 
-def build_message(message_id: str, *, mail_from: str, routes: list[Route], raw: bytes, peer: str = "",
-                  helo: str = "", used_tls: bool = False) -> Message:
-    """A Message with one pending Delivery per (recipient, destination), ready to add and commit."""
+def message_rows(message_id: str, *, mail_from: str, routes: list[Route], raw: bytes, peer: str = "",
+                 helo: str = "", used_tls: bool = False) -> tuple[dict, list[dict]]:
+    """The `messages` row and its `deliveries` rows (one pending per distinct destination), as column dicts."""
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
     now = utcnow()
-    message = Message(
-        id=message_id, received_at=now, peer=peer, helo=helo[:255], mail_from=mail_from,
-        rcpt_tos=[r.recipient for r in routes], size=len(raw), raw=raw,
-        message_id_header=_header(headers, "Message-ID"), subject=_header(headers, "Subject"),
-        used_tls=used_tls, state=QUEUED, next_attempt_at=now, attempts=0,
-    )
+    message = {
+        "id": message_id, "received_at": now, "peer": peer, "helo": helo[:255], "mail_from": mail_from,
+        "rcpt_tos": [r.recipient for r in routes], "size": len(raw), "raw": raw,
+        "message_id_header": _header(headers, "Message-ID"), "subject": _header(headers, "Subject"),
+        "used_tls": used_tls, "state": QUEUED, "next_attempt_at": now, "attempts": 0,
+        "lease_until": None, "lease_owner": None, "enqueued_at": None, "completed_at": None,
+    }
+    deliveries: list[dict] = []
     seen: set[str] = set()
     for route in routes:
         for destination in route.destinations:
             if destination.lower() in seen:  # two aliases to one mailbox: deliver one copy
                 continue
             seen.add(destination.lower())
-            message.deliveries.append(Delivery(
-                recipient=route.recipient, destination=destination, destination_domain=domain_of(destination),
-                kind=route.kind, domain_id=route.domain_id, alias_id=route.alias_id, state=PENDING,
-                next_attempt_at=now, updated_at=now,
-            ))
+            deliveries.append({
+                "message_id": message_id, "recipient": route.recipient, "destination": destination,
+                "destination_domain": domain_of(destination), "kind": route.kind, "domain_id": route.domain_id,
+                "alias_id": route.alias_id, "state": PENDING, "attempts": 0, "next_attempt_at": now,
+                "last_code": None, "last_reply": "", "route": "", "tls": False, "updated_at": now,
+                "delivered_at": None,
+            })
+    return message, deliveries
+
+
+def build_message(message_id: str, *, mail_from: str, routes: list[Route], raw: bytes, peer: str = "",
+                  helo: str = "", used_tls: bool = False) -> Message:
+    """A Message with one pending Delivery per (recipient, destination), ready to add and commit."""
+    row, delivery_rows = message_rows(message_id, mail_from=mail_from, routes=routes, raw=raw, peer=peer, helo=helo,
+                                      used_tls=used_tls)
+    message = Message(**row)
+    for delivery in delivery_rows:
+        message.deliveries.append(Delivery(**{k: v for k, v in delivery.items() if k != "message_id"}))
     return message

@@ -1,10 +1,12 @@
 """Spooling accepted messages: the database commit that must happen before 250, then dispatch through RQ.
 
 One writer thread per process takes every message waiting at that moment and commits them in one
-transaction (group commit across concurrent sessions), so the event loop never blocks on the database
-and a busy server pays one fsync per batch, not per message. A dispatcher thread then enqueues the
-committed ids in one Redis round trip and stamps `enqueued_at`; when Redis is down the messages stay
-QUEUED with `enqueued_at` NULL and the worker's reconciler enqueues them later.
+transaction (group commit across concurrent sessions) as two Core executemany INSERTs (messages,
+deliveries; no ORM unit of work), so the event loop never blocks on the database and a busy server
+pays one commit per batch, not per message. A dispatcher thread then enqueues the committed ids in
+one Redis round trip and hands them back to the writer, which stamps `enqueued_at` inside its next
+transaction (alone when no message is waiting): no write transaction of its own per batch. When Redis
+is down the messages stay QUEUED with `enqueued_at` NULL and the worker's reconciler enqueues them later.
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ from base64 import b32encode
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
 
 from mailferry.db import Database
 from mailferry.logs import get_logger, log
-from mailferry.models import Message, utcnow
+from mailferry.models import Delivery, Message, utcnow
 from mailferry.queue import enqueue_messages, get_queue, make_redis
 
-from .routes import Route, build_message
+from .routes import Route, message_rows
 
 logger = get_logger("smtp.spool")
 MAX_BATCH = 200
+STAMP_CHUNK = 500  # ids per `enqueued_at` UPDATE (bound parameters stay far below the databases' limits)
 _STOP = object()
 
 
@@ -50,6 +54,13 @@ class Incoming:
     done: Future = field(default_factory=Future)
 
 
+@dataclass(frozen=True)
+class Enqueued:
+    """Ids the dispatcher enqueued: the writer stamps their `enqueued_at`."""
+
+    ids: tuple[str, ...]
+
+
 class Spooler:
     def __init__(self, db: Database, redis_url: str, queue_name: str):
         self.db = db
@@ -58,11 +69,13 @@ class Spooler:
         self._incoming: queue.SimpleQueue = queue.SimpleQueue()
         self._committed: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._dispatcher: threading.Thread | None = None
         self._rq_queue = None
 
     def start(self) -> None:
-        for target, name in ((self._write_loop, "spool-writer"), (self._dispatch_loop, "spool-dispatcher")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="spool-dispatcher", daemon=True)
+        writer = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
+        for thread in (writer, self._dispatcher):
             thread.start()
             self._threads.append(thread)
 
@@ -81,13 +94,32 @@ class Spooler:
     def _write_loop(self) -> None:
         while True:
             batch, stop = self._take(self._incoming)
-            if batch:
-                committed = self._commit(batch)
+            items = [item for item in batch if isinstance(item, Incoming)]
+            stamps = [mid for item in batch if isinstance(item, Enqueued) for mid in item.ids]
+            if items:
+                committed = self._commit(items, stamps)
                 if committed:
                     self._committed.put(committed)
+            elif stamps:
+                self._stamp_alone(stamps)
             if stop:
                 self._committed.put(_STOP)
+                if self._dispatcher is not None:  # its last stamps come after our _STOP
+                    self._dispatcher.join(30)
+                self._drain_stamps()
                 return
+
+    def _drain_stamps(self) -> None:
+        stamps = []
+        while True:
+            try:
+                item = self._incoming.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Enqueued):
+                stamps.extend(item.ids)
+        if stamps:
+            self._stamp_alone(stamps)
 
     @staticmethod
     def _take(source: queue.SimpleQueue) -> tuple[list, bool]:
@@ -105,14 +137,18 @@ class Spooler:
             batch.append(item)
         return batch, False
 
-    def _commit(self, batch: list[Incoming]) -> list[str]:
+    def _commit(self, batch: list[Incoming], stamps: list[str] = ()) -> list[str]:
         # A session that went away before its commit cancelled its future: that message is not spooled.
         batch = [item for item in batch if item.done.set_running_or_notify_cancel()]
         if not batch:
+            if stamps:
+                self._stamp_alone(stamps)
             return []
         try:
-            self._insert(batch)
+            self._insert(batch, stamps)
         except Exception:
+            if stamps:
+                self._stamp_alone(stamps)
             if len(batch) == 1:
                 self._fail(batch[0])
                 return []
@@ -131,13 +167,26 @@ class Spooler:
         item.done.set_result(item.message_id)
         return True
 
-    def _insert(self, batch: list[Incoming]) -> None:
+    def _insert(self, batch: list[Incoming], stamps: list[str] = ()) -> None:
+        messages, deliveries = [], []
+        for item in batch:
+            message, rows = message_rows(item.message_id, mail_from=item.mail_from, routes=item.routes,
+                                         raw=item.raw, peer=item.peer, helo=item.helo, used_tls=item.used_tls)
+            messages.append(message)
+            deliveries.extend(rows)
         with self.db.session() as session:
-            session.add_all([
-                build_message(item.message_id, mail_from=item.mail_from, routes=item.routes, raw=item.raw,
-                              peer=item.peer, helo=item.helo, used_tls=item.used_tls)
-                for item in batch
-            ])
+            session.execute(insert(Message.__table__), messages)
+            if deliveries:
+                session.execute(insert(Delivery.__table__), deliveries)
+            if stamps:
+                _stamp(session, stamps)
+
+    def _stamp_alone(self, ids: list[str]) -> None:
+        try:
+            with self.db.session() as session:
+                _stamp(session, ids)
+        except Exception as exc:
+            log(logger, logging.WARNING, "could not stamp enqueued_at", error=type(exc).__name__, count=len(ids))
 
     @staticmethod
     def _fail(item: Incoming) -> None:
@@ -164,16 +213,18 @@ class Spooler:
                 log(logger, logging.WARNING, "enqueue failed, left for the reconciler", message_id=mid,
                     error=type(exc).__name__)
             return
-        try:
-            with self.db.session() as session:
-                session.execute(
-                    update(Message).where(Message.id.in_(ids), Message.enqueued_at.is_(None))
-                    .values(enqueued_at=utcnow())
-                )
-        except Exception as exc:
-            log(logger, logging.WARNING, "could not stamp enqueued_at", error=type(exc).__name__, count=len(ids))
+        self._incoming.put(Enqueued(tuple(ids)))  # stamped by the writer, in its next transaction
         for mid in ids:
             log(logger, logging.DEBUG, "enqueued", message_id=mid)
+
+
+def _stamp(session: Session, ids: list[str]) -> None:
+    now = utcnow()
+    for i in range(0, len(ids), STAMP_CHUNK):
+        chunk = ids[i:i + STAMP_CHUNK]
+        session.execute(
+            update(Message).where(Message.id.in_(chunk), Message.enqueued_at.is_(None)).values(enqueued_at=now)
+        )
 
 
 class SpoolError(RuntimeError):

@@ -1,0 +1,74 @@
+"""Group commit: concurrent sessions share one transaction, and none of them hears 250 before its rows exist."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+import time
+
+from sqlalchemy import func, select
+
+from mailferry.models import Delivery, Message
+from smtp.spool import Spooler
+from tests.smtp.test_server_accept import BODY, QUEUED_REPLY
+from tests.support.net import wait_for
+
+SESSIONS = 12
+
+
+def _send_concurrently(server, db, sessions: int) -> list[tuple[int, str, bool]]:
+    """Each session sends one message; on its reply it looks the message up at once (its own connection)."""
+    seen: list[tuple[int, str, bool]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(sessions)
+
+    def send(n: int) -> None:
+        with smtplib.SMTP(*server, timeout=30) as client:
+            client.ehlo("c.example.org")
+            client.mail(f"s{n}@example.org")
+            client.rcpt("team@alias.test")
+            start.wait()
+            code, reply = client.data(BODY + b"%d\r\n" % n)
+            message_id = QUEUED_REPLY.match(reply).group(1).decode() if code == 250 else ""
+            with db.session() as s:
+                present = bool(message_id) and s.get(Message, message_id) is not None and bool(
+                    s.scalar(select(func.count()).select_from(Delivery).where(Delivery.message_id == message_id)))
+            with lock:
+                seen.append((code, message_id, present))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return seen
+
+
+def test_concurrent_sessions_share_a_commit_and_get_250_only_once_their_rows_exist(server, db, monkeypatch):
+    batches: list[int] = []
+    real_insert = Spooler._insert
+
+    def slow_insert(self, batch, stamps=()):
+        batches.append(len(batch))
+        time.sleep(0.2)  # the first commit is slow: the sessions arriving meanwhile wait for the next one together
+        real_insert(self, batch, stamps)
+
+    monkeypatch.setattr(Spooler, "_insert", slow_insert)
+    seen = _send_concurrently(server, db, SESSIONS)
+
+    assert len(seen) == SESSIONS and all(code == 250 for code, _, _ in seen)
+    assert all(present for _, _, present in seen), "a 250 went out before its message and deliveries were committed"
+    assert len({mid for _, mid, _ in seen}) == SESSIONS
+    assert sum(batches) == SESSIONS and max(batches) > 1 and len(batches) < SESSIONS
+
+
+def test_every_message_of_a_busy_batch_gets_its_enqueued_at_stamp(server, db):
+    seen = _send_concurrently(server, db, SESSIONS)
+    ids = [mid for _, mid, _ in seen]
+
+    def stamped() -> bool:
+        with db.session() as s:
+            return s.scalar(select(func.count()).select_from(Message)
+                            .where(Message.id.in_(ids), Message.enqueued_at.is_not(None))) == len(ids)
+
+    wait_for(stamped, what="enqueued_at on every message")
