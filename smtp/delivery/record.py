@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from mailferry.models import Alias, Delivery, DeliveryAttempt, Message
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE, FINAL_DELIVERY_STATES
@@ -85,7 +85,8 @@ def _count(session: Session, delivery: Delivery, state: str, signed: bool, now: 
 
 def locked_message(session: Session, message_id: str, owner: str) -> Message | None:
     """The message, row-locked where the database can, if we still hold its lease."""
-    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update())
+    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update()
+                             .options(selectinload(Message.deliveries)))  # record_attempt and finish use them
     return message if message is not None and message.lease_owner == owner else None
 
 

@@ -1,0 +1,73 @@
+"""Connection reuse across jobs: the next message to the same MX goes over the parked connection, and a
+connection the MX closed meanwhile is replaced without losing or doubling a message."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from mailferry.models.message import DELIVERED, DONE
+from smtp.delivery.job import run
+from smtp.delivery.transport import DirectTransport
+from tests.smtp.delivery.helpers import deliveries, message
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """The addresses DirectTransport opened a new connection to, in order."""
+    calls: list[str] = []
+    real = DirectTransport._open
+
+    def counting(self, host, address):
+        calls.append(address)
+        return real(self, host, address)
+
+    monkeypatch.setattr(DirectTransport, "_open", counting)
+    return calls
+
+
+def _setup(world, internet):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    return route, internet.sink("127.0.0.2")
+
+
+def test_consecutive_messages_to_one_mx_share_a_connection(ctx, world, internet, db, opened):
+    route, sink = _setup(world, internet)
+    ids = [world.seed([route]) for _ in range(3)]
+    for message_id in ids:
+        assert run(ctx, message_id) is None
+
+    assert len(sink.messages) == 3 and opened == ["127.0.0.2"]
+    assert all(message(db, i).state == DONE for i in ids)
+
+
+def test_a_connection_the_mx_dropped_is_replaced_and_the_message_sent_once(ctx, world, internet, db, opened):
+    route, sink = _setup(world, internet)
+    assert run(ctx, world.seed([route])) is None
+    for session, _ in list(ctx.transport._parked.values()):  # the MX hangs up while it is parked
+        session.client.sock.shutdown(socket.SHUT_RDWR)
+
+    second = world.seed([route])
+    assert run(ctx, second) is None
+
+    assert len(sink.messages) == 2 and len(opened) == 2
+    assert [d.state for d in deliveries(db, second)] == [DELIVERED]
+
+
+def test_reuse_off_or_idle_too_long_opens_a_new_connection(ctx, world, internet, db, opened):
+    route, sink = _setup(world, internet)
+    ctx.transport.reuse_idle = 0
+    run(ctx, world.seed([route]))
+    run(ctx, world.seed([route]))
+    assert not ctx.transport._parked
+
+    ctx.transport.reuse_idle = 0.2
+    run(ctx, world.seed([route]))
+    time.sleep(0.5)  # the sweeper QUITs it
+    assert not ctx.transport._parked
+    run(ctx, world.seed([route]))
+
+    assert len(sink.messages) == 4 and len(opened) == 4
