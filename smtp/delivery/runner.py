@@ -13,7 +13,9 @@ from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.results import Result
 from rq.utils import now
+from rq.worker import WorkerStatus
 
 from mailferry.logs import log, setup_logging
 from mailferry.queue import DELIVER_JOB
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 HEARTBEAT_EVERY = 5.0  # seconds between the worker's own heartbeats when nothing else changed
+SUSPENSION_CHECK_EVERY = 1.0
 
 
 class DeliveryWorker(SimpleWorker):
@@ -37,12 +40,14 @@ class DeliveryWorker(SimpleWorker):
     RQ's own bookkeeping is most of a short job's cost (about 60 Redis commands, a dozen round trips); the
     ones that only repeat what Redis already holds are skipped: the worker heartbeat sent twice per job
     (three round trips each) is sent at most every HEARTBEAT_EVERY seconds unless it must lengthen the
-    worker's TTL, a state that is already set is not set again, a finished job gets no last heartbeat
-    (deliver jobs have no callbacks and are deleted right after, result_ttl=0), and a finished deliver
-    job is settled in one MULTI/EXEC without RQ's WATCH on dependents it never has (`_lean`)."""
+    worker's TTL, a state that is already set is not set again, `rq suspend` is read once a second, a
+    finished job gets no last heartbeat (deliver jobs have no callbacks and are deleted right after,
+    result_ttl=0), and a finished deliver job is settled in one MULTI/EXEC, with the worker's IDLE state,
+    without RQ's WATCH on dependents it never has and Job.delete()'s reads (`_lean`)."""
 
     _beat_at = 0.0
     _beat_ttl = 0
+    _suspension_checked_at = float("-inf")
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         super().execute_job(job, queue)
@@ -66,6 +71,12 @@ class DeliveryWorker(SimpleWorker):
             return
         super().set_state(state, pipeline=pipeline)
 
+    def check_for_suspension(self, burst: bool) -> None:
+        """`rq suspend` is read at most every SUSPENSION_CHECK_EVERY seconds, not before every job."""
+        if time.monotonic() - self._suspension_checked_at >= SUSPENSION_CHECK_EVERY:
+            super().check_for_suspension(burst)
+            self._suspension_checked_at = time.monotonic()
+
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry,
                            execution: Execution) -> None:
         if not self._lean(job):
@@ -75,8 +86,12 @@ class DeliveryWorker(SimpleWorker):
             self.increment_successful_job_count(pipeline=pipeline)
             self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
             job._status = JobStatus.FINISHED
-            job.delete(pipeline=pipeline, remove_from_queue=False)
+            # What Job.delete() removes, without its five reads: this execution (hash, started registry,
+            # the job's and the worker's execution sets) is the job's only one, and nothing else exists.
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            self.set_state(WorkerStatus.IDLE, pipeline=pipeline)  # so execute_job's own set_state is skipped
+            pipeline.delete(job.key, job.dependents_key, job.dependencies_key, Result.get_key(job.id),
+                            job.execution_registry.key)
             pipeline.execute()
 
     def _lean(self, job: Job) -> bool:

@@ -155,5 +155,8 @@ def test_a_finished_deliver_job_leaves_no_job_registry_entry_or_execution_behind
         assert not [j for j in queue.finished_job_registry.get_job_ids() if j.startswith("deliver-")]
         assert queue.count == 0
         assert not redis.keys("rq:execution*")
+        assert not [k for mid in ids for k in redis.keys(f"*{mid}*")]  # no key of any kind left for the jobs
+        assert not [m for k in redis.keys("rq:*") if redis.type(k) == b"zset"
+                    for m in redis.zrange(k, 0, -1) if b"deliver-" in m]
     finally:
         redis.close()
