@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -20,6 +22,31 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+PING_AFTER_IDLE = 5.0  # seconds a pooled connection may sit unused before it is pinged at checkout
+
+
+def _ping_when_idle(engine: Engine, idle: float = PING_AFTER_IDLE) -> None:
+    """pool_pre_ping, but only for a connection that sat in the pool `idle` seconds or more.
+
+    pool_pre_ping costs a round trip on every checkout (two per delivered message in a worker, one per
+    spool batch); a connection checked in a moment ago is not stale. One that failed its ping is
+    replaced by the pool (DisconnectionError), as pool_pre_ping does."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, record, proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite:"):
         path = url.split("///", 1)[-1]
@@ -28,7 +55,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
+    _ping_when_idle(engine)
+    return engine
 
 
 class Database:
