@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from mailferry.models import Alias, Delivery, DeliveryAttempt, Message
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE, FINAL_DELIVERY_STATES
@@ -85,8 +85,9 @@ def _count(session: Session, delivery: Delivery, state: str, signed: bool, now: 
 
 def locked_message(session: Session, message_id: str, owner: str) -> Message | None:
     """The message, row-locked where the database can, if we still hold its lease."""
-    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update()
-                             .options(selectinload(Message.deliveries)))  # record_attempt and finish use them
+    # The deliveries come in the same query (record_attempt and finish use them); only the message row is locked.
+    message = session.scalars(select(Message).where(Message.id == message_id).with_for_update(of=Message)
+                              .options(joinedload(Message.deliveries))).unique().first()
     return message if message is not None and message.lease_owner == owner else None
 
 
