@@ -37,4 +37,5 @@ def bump_daily(session: Session, domain_id: int | None, **counts: int) -> None:
     day = utcnow().date()
     base = {c: 0 for c in COUNTERS} | counts
     rows = [base | {"domain_id": target, "day": day} for target in sorted({ALL_DOMAINS, domain_id or ALL_DOMAINS})]
-    session.execute(_upsert(session.get_bind().dialect.name, tuple(sorted(counts))), rows)
+    connection = session.connection()  # Core, not the ORM execute path: the statement is on a Table
+    connection.execute(_upsert(connection.dialect.name, tuple(sorted(counts))), rows)

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, update
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from mailferry.db import Database
 from mailferry.logs import get_logger, log
@@ -174,17 +174,17 @@ class Spooler:
                                          raw=item.raw, peer=item.peer, helo=item.helo, used_tls=item.used_tls)
             messages.append(message)
             deliveries.extend(rows)
-        with self.db.session() as session:
-            session.execute(insert(Message.__table__), messages)
+        with self.db.engine.begin() as connection:
+            connection.execute(insert(Message.__table__), messages)
             if deliveries:
-                session.execute(insert(Delivery.__table__), deliveries)
+                connection.execute(insert(Delivery.__table__), deliveries)
             if stamps:
-                _stamp(session, stamps)
+                _stamp(connection, stamps)
 
     def _stamp_alone(self, ids: list[str]) -> None:
         try:
-            with self.db.session() as session:
-                _stamp(session, ids)
+            with self.db.engine.begin() as connection:
+                _stamp(connection, ids)
         except Exception as exc:
             log(logger, logging.WARNING, "could not stamp enqueued_at", error=type(exc).__name__, count=len(ids))
 
@@ -218,12 +218,13 @@ class Spooler:
             log(logger, logging.DEBUG, "enqueued", message_id=mid)
 
 
-def _stamp(session: Session, ids: list[str]) -> None:
+def _stamp(connection: Connection, ids: list[str]) -> None:
     now = utcnow()
     for i in range(0, len(ids), STAMP_CHUNK):
         chunk = ids[i:i + STAMP_CHUNK]
-        session.execute(
-            update(Message).where(Message.id.in_(chunk), Message.enqueued_at.is_(None)).values(enqueued_at=now)
+        connection.execute(
+            update(Message.__table__).where(Message.id.in_(chunk), Message.enqueued_at.is_(None))
+            .values(enqueued_at=now)
         )
 
 
