@@ -32,6 +32,7 @@ class TransactionResult:
     mx_host: str = ""
     tls: bool = False
     final: bool = False  # nothing more will be sent on this connection after this transaction
+    relay: str = ""  # the relay's name when a relay took it (RelayTransport)
 
 
 @dataclass

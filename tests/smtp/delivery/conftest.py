@@ -82,6 +82,7 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
         "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
         "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "MAX_QUEUE_LIFETIME": "1h",
         "DELIVERY_LEASE": "60s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "DEBUG",
+        "DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE": "100000",
     }
 
 
