@@ -172,6 +172,7 @@ class RelayTransport:
                                                     context=self.context)
         else:
             client = smtplib.SMTP(local_hostname=self.hostname, timeout=self.timeout)
+        client._host = relay.host  # smtplib verifies the certificate (and sends SNI) for this name
         try:
             code, message = client.connect(relay.host, relay.port)
             if code != 220:

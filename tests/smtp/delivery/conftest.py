@@ -18,6 +18,7 @@ from smtp.delivery import context
 from smtp.delivery.dsn import new_message_id
 from smtp.routes import FORWARD, Route, build_message
 from tests.conftest import make_settings
+from tests.smtp.delivery.relays import RelayServer, RelayCA
 from tests.smtp.delivery.sink import Sink
 from tests.support.net import free_port
 
@@ -94,6 +95,37 @@ def dsettings(env):
 @pytest.fixture
 def ctx(dsettings):
     yield context.configure(dsettings)
+    context.reset()
+
+
+@pytest.fixture
+def relay_ca(tmp_path) -> RelayCA:
+    return RelayCA(str(tmp_path))
+
+
+@pytest.fixture
+def relay_server(relay_ca):
+    """start(ip, mode="starttls"|"ssl", mechanisms=(...), port=None) -> a running loopback relay."""
+    started: list[RelayServer] = []
+
+    def start(ip: str, mode: str = "starttls", port: int | None = None, **kwargs) -> RelayServer:
+        server = RelayServer(relay_ca, ip, port or free_port(ip), mode=mode, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def configure(env, relay_ca):
+    """configure(**settings) -> the in-process delivery context with those settings over `env`."""
+
+    def build(**overrides) -> context.Context:
+        return context.configure(make_settings(**{**env, "SMTP_RELAY_CA_FILE": relay_ca.ca_file, **overrides}))
+
+    yield build
     context.reset()
 
 
