@@ -18,7 +18,7 @@ from smtp.delivery import context
 from smtp.delivery.dsn import new_message_id
 from smtp.routes import FORWARD, Route, build_message
 from tests.conftest import make_settings
-from tests.smtp.delivery.relays import RelayServer, RelayCA
+from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import Sink
 from tests.support.net import free_port
 
