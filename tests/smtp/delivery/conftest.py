@@ -51,8 +51,8 @@ class Internet:
         self.port = free_port()
         self.sinks: list[Sink] = []
 
-    def sink(self, ip: str, tls_context=None, smtputf8: bool = False) -> Sink:
-        sink = Sink(ip, self.port, tls_context, smtputf8).start()
+    def sink(self, ip: str, tls_context=None, smtputf8: bool = False, handler=None) -> Sink:
+        sink = Sink(ip, self.port, tls_context, smtputf8, handler).start()
         self.sinks.append(sink)
         return sink
 
