@@ -40,6 +40,7 @@ class Attempt:
     dkim_signed: bool = False
     route: str = ""  # "mx:<host>" or "relay:<name>"; "" when nothing was contacted
     retry_after: float | None = None  # a deferral by our own limits: try again this soon, off the schedule
+    fell_back: tuple["Attempt", ...] = ()  # earlier tries in this pass that handed over to this route (hybrid)
 
     @property
     def via(self) -> str:
@@ -52,6 +53,10 @@ def record_attempt(session: Session, attempt: Attempt, *, now: datetime, receive
     delivery = session.get(Delivery, attempt.target.id)
     if delivery is None or delivery.state in FINAL_DELIVERY_STATES:
         return None  # already settled (by a worker whose lease we outlived)
+    for earlier in attempt.fell_back:  # logged for the message log and stats; the delivery's state is ours
+        session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, route=earlier.via, code=earlier.reply.code,
+                                    reply=earlier.reply.text[:2000], tls=earlier.tls,
+                                    outcome=classify(earlier.reply)))
     state, reply = classify(attempt.reply), attempt.reply
     delivery.attempts += 1
     delivery.next_attempt_at = None

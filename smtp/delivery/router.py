@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
 from mailferry.logs import log
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED
@@ -60,12 +61,14 @@ def falls_back(reply: Reply) -> bool:
 def _direct(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *, fallback: bool,
             learn: bool) -> Iterator[Step]:
     held: list[Target] = []
+    earlier: dict[int, Attempt] = {}
     try:
         hosts = ctx.mx.lookup(domain)
     except MxError as exc:
         reply = Reply(exc.code, exc.text)
         if fallback and not exc.permanent:
             held = list(targets)
+            earlier = {t.id: Attempt(t, reply) for t in targets}
         else:
             yield [Attempt(t, reply) for t in targets], True
             return
@@ -90,21 +93,25 @@ def _direct(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *,
                         log(logger, logging.INFO, "direct failed, falling back to the relays", message_id=snap.id,
                             destination=a.target.destination, code=a.reply.code, reply=a.reply.text[:300])
                     held += [a.target for a in moved]
+                    earlier.update((a.target.id, a) for a in moved)
                     attempts = [a for a in attempts if a not in moved]
                 if attempts:
                     yield attempts, result.final and not held
         finally:
             ctx.limiter.release(domain, grant)
     if held:
-        yield from _via_relays(ctx, snap, domain, held, learn=learn)
+        yield from _via_relays(ctx, snap, domain, held, learn=learn, earlier=earlier)
 
 
-def _via_relays(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *, learn: bool) -> Iterator[Step]:
+def _via_relays(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *, learn: bool,
+                earlier: dict[int, Attempt] | None = None) -> Iterator[Step]:
     def build(relay, unit: Unit):
         return ctx.senders.transaction(snap, unit, relay)
 
+    earlier = earlier or {}
     for result in ctx.relays.send(units(targets), build):
         attempts = _attempts(result, f"relay:{result.relay}" if result.relay else "")
+        attempts = [replace(a, fell_back=(earlier[a.target.id],)) if a.target.id in earlier else a for a in attempts]
         if learn:
             _learn(ctx, domain, smart.RELAY, attempts)
         yield attempts, result.final

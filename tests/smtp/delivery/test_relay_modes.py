@@ -7,7 +7,7 @@ from __future__ import annotations
 from email import message_from_bytes
 from email.policy import default as default_policy
 
-from mailferry.models.message import BOUNCED, DELIVERED, DONE
+from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE
 from smtp.delivery.job import run
 from smtp.srs import Srs
 from tests.smtp.delivery.conftest import ORIGINAL
@@ -75,7 +75,9 @@ def test_hybrid_falls_back_to_the_relay_when_the_mx_defers(configure, world, int
     assert mx.messages == [] and len(relay.messages) == 1
     [delivery] = deliveries(db, message_id)
     assert (delivery.state, delivery.route) == (DELIVERED, "relay:primary")
-    assert [(a.route, a.outcome) for a in attempts(db, delivery.id)] == [("relay:primary", DELIVERED)]
+    assert delivery.attempts == 1  # one pass, whatever routes it took
+    assert [(a.route, a.code, a.outcome) for a in attempts(db, delivery.id)] == [
+        ("mx:mx.dest.test", 451, DEFERRED), ("relay:primary", 250, DELIVERED)]
 
 
 def test_hybrid_falls_back_when_the_mx_cannot_be_reached(configure, world, internet, relay_server, db):
@@ -162,3 +164,29 @@ def test_dmarc_reject_senders_get_the_from_rewrite_only_when_the_domain_asks(con
     assert headers["X-Original-From"] == "Alice Sender <alice@sender.test>"
     assert Srs(ctx.settings.srs_secret).reverse(rewritten.mail_from) == "alice@sender.test"
     assert dkim_verifies(rewritten.data, ctx.settings)
+
+
+def test_stats_after_hybrid_deliveries(configure, world, internet, relay_server, db):
+    from mailferry.delivery_stats import delivery_stats
+
+    relay = relay_server("127.0.0.5")
+    ctx = configure(SMTP_DELIVERY_MODE="hybrid", **primary_env(relay))
+    route = world.alias(world.domain("alias.test"), "team", "bob@good.test", "carol@busy.test")
+    internet.mx("good.test", (10, "mx.good.test", "127.0.0.2"))
+    internet.mx("busy.test", (10, "mx.busy.test", "127.0.0.3"))
+    good, busy = internet.sink("127.0.0.2"), internet.sink("127.0.0.3")
+    busy.handler.data_replies.append("421 4.7.0 too many connections from your host")
+    assert run(ctx, world.seed([route])) is None
+    assert run(ctx, world.seed([world.alias(world.domain("other.test"), "hi", "dan@good.test")])) is None
+
+    stats = delivery_stats(ctx.db, ctx.redis, ctx.settings)
+
+    assert len(good.messages) == 2 and busy.messages == [] and len(relay.messages) == 1
+    assert stats["mode"] == "hybrid"
+    assert stats["direct"] == {"sent": 2, "failed": 1, "deferred": 1, "bounced": 0}  # the 421 before the relay
+    assert [(r["name"], r["sent"], r["failed"], r["circuit"]["state"]) for r in stats["relays"]] == [
+        ("primary", 1, 0, "closed")]
+    assert stats["dkim"] == {"signed": 3, "unsigned": 0}
+    assert (stats["mx"]["lookups"], stats["mx"]["cache_hits"], stats["mx"]["cache_size"]) == (2, 1, 2)
+    rates = {d["domain"]: (d["success_rate"], d["direct_success_rate"], d["relay_success_rate"]) for d in stats["domains"]}
+    assert rates == {"good.test": (1.0, 1.0, None), "busy.test": (0.5, 0.0, 1.0)}

@@ -57,11 +57,11 @@ def test_smart_moves_a_failing_domain_to_the_relay_and_back_after_recovery(confi
     for _ in range(3):
         message_id = world.seed([route])
         assert run(ctx, message_id) is None
-        assert _routes(db, message_id) == ["relay:primary"]
+        assert _routes(db, message_id) == ["mx:mx.dest.test", "relay:primary"]
     assert _scores(db) == {DIRECT: (0, 3), RELAY: (3, 0)}
     assert len(mx.messages) == 0 and len(relay.messages) == 3
 
-    # Now it routes by score: straight to the relay, the MX is not even contacted.
+    # Now it routes by score: straight to the relay, the MX is not even tried.
     switched = world.seed([route])
     assert run(ctx, switched) is None
     assert _routes(db, switched) == ["relay:primary"]
