@@ -247,9 +247,14 @@ def _check_together(values: dict) -> None:
         raise SettingsError("SMTP_USE_SSL", "choose SMTP_USE_TLS (STARTTLS) or SMTP_USE_SSL (implicit TLS), not both")
     if values["SMTP_FROM_POLICY"] not in ("keep", "rewrite"):
         raise SettingsError("SMTP_FROM_POLICY", f"must be keep or rewrite, got {values['SMTP_FROM_POLICY']!r}")
+    names = ["primary"] if values["SMTP_HOST"] else []
     for i, relay in enumerate(values["SMTP_RELAYS"]):
         if relay.get("from_policy", "keep") not in ("keep", "rewrite"):
             raise SettingsError("SMTP_RELAYS", f"relay {i + 1}: from_policy must be keep or rewrite")
+        name = relay.get("name", f"relay{i + 1}")
+        if name in names:
+            raise SettingsError("SMTP_RELAYS", f"relay {i + 1}: the name {name!r} is taken; names must be unique")
+        names.append(name)
     if values["SMTP_DELIVERY_MODE"] in ("relay", "hybrid") and not (values["SMTP_HOST"] or values["SMTP_RELAYS"]):
         raise SettingsError("SMTP_DELIVERY_MODE", f"{values['SMTP_DELIVERY_MODE']} mode needs a relay: set SMTP_HOST or SMTP_RELAYS")
     if values["MX_CACHE_MIN_TTL"] > values["MX_CACHE_MAX_TTL"]:
