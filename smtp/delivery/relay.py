@@ -9,6 +9,7 @@ handed to smtplib; no reply, log line or exception text built here contains it.
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 import threading
@@ -17,11 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smtp.routing.breaker import CircuitBreaker
+from mailferry.logs import log
+from smtp.routing.breaker import OPEN, CircuitBreaker
 
 from .outcome import Reply, classify
-from .transport import DirectTransport, SessionError, Transaction, TransactionResult, _reply
+from .transport import DirectTransport, SessionError, Transaction, TransactionResult, smtp_reply
 
+logger = logging.getLogger(__name__)
 IDLE_REUSE = 30.0        # seconds an idle pooled connection is still worth an RSET check
 MAX_PER_SESSION = 100    # messages per connection before it is renewed (Gmail's relay allows about 100)
 
@@ -81,7 +84,8 @@ class RelayTransport:
         self._tx = DirectTransport(hostname=hostname, port=0, timeout=timeout, require_tls=False,
                                    data_timeout=data_timeout)
 
-    def send(self, units: Sequence[Any], build: Callable[[Relay, Any], Transaction]) -> Iterator[TransactionResult]:
+    def send(self, units: Sequence[Any], build: Callable[[Relay, Any], Transaction],
+             message_id: str = "") -> Iterator[TransactionResult]:
         """Deliver each unit (the caller's group of recipients) through the first relay that takes it;
         `build(relay, unit)` makes its transaction, since the sender policy depends on the relay."""
         pending = list(units)
@@ -91,9 +95,10 @@ class RelayTransport:
             if not pending:
                 return
             if not self.breaker.allow(relay.name):
+                log(logger, logging.INFO, "relay skipped: circuit open", message_id=message_id, relay=relay.name)
                 skipped.append(relay.name)
                 continue
-            pending = yield from self._through(relay, pending, build, last)
+            pending = yield from self._through(relay, pending, build, last, message_id)
         for i, unit in enumerate(pending):
             reply, relay = last.get(id(unit), (self._none_left(skipped), None))
             tx = build(relay or self.relays[0], unit)
@@ -101,12 +106,12 @@ class RelayTransport:
                                     final=i == len(pending) - 1, relay=relay.name if relay else "")
 
     def _through(self, relay: Relay, pending: list[Any], build: Callable[[Relay, Any], Transaction],
-                 last: dict[int, tuple[Reply, Relay | None]]) -> Iterator[TransactionResult]:
+                 last: dict[int, tuple[Reply, Relay | None]], message_id: str) -> Iterator[TransactionResult]:
         """Send what it takes through one relay; returns the units left for the next relay."""
         try:
             pooled = self._session(relay)
         except SessionError as exc:
-            self.breaker.record_failure(relay.name)
+            self._failed(relay, exc.reply, message_id)
             for unit in pending:
                 last[id(unit)] = (exc.reply, relay)
             return pending
@@ -115,18 +120,18 @@ class RelayTransport:
             unit = pending.pop(0)
             tx = build(relay, unit)
             try:
-                replies = self._tx._transaction(pooled.client, tx)
+                replies = self._tx.transaction(pooled.client, tx)
             except (OSError, smtplib.SMTPException) as exc:
                 self._drop(relay)
-                self.breaker.record_failure(relay.name)
                 lost = Reply(None, f"4.4.2 connection to relay {relay.name} lost: {exc or type(exc).__name__}")
+                self._failed(relay, lost, message_id)
                 last[id(unit)] = (lost, relay)
                 return [unit, *pending, *left]
             pooled.sent += 1
             pooled.last_used = time.monotonic()
             if all(classify(r) == "deferred" for r in replies.values()):
-                self.breaker.record_failure(relay.name)
                 last[id(unit)] = (next(iter(replies.values())), relay)
+                self._failed(relay, last[id(unit)][0], message_id)
                 left.append(unit)
                 continue
             self.breaker.record_success(relay.name)
@@ -135,6 +140,13 @@ class RelayTransport:
         if pooled.sent >= MAX_PER_SESSION:
             self._drop(relay)
         return left
+
+    def _failed(self, relay: Relay, reply: Reply, message_id: str) -> None:
+        """A relay did not take the mail: count it against its circuit; the next relay gets it."""
+        self.breaker.record_failure(relay.name)
+        opened = self.breaker.state(relay.name).state == OPEN
+        log(logger, logging.WARNING, "relay failed", message_id=message_id, relay=relay.name,
+            code=reply.code, reply=reply.text[:300], circuit_open=opened)
 
     @staticmethod
     def _none_left(skipped: list[str]) -> Reply:
@@ -176,7 +188,7 @@ class RelayTransport:
         try:
             code, message = client.connect(relay.host, relay.port)
             if code != 220:
-                raise SessionError(_reply(code, message))
+                raise SessionError(smtp_reply(code, message))
             client.ehlo_or_helo_if_needed()
             if relay.use_tls:
                 if not client.has_extn("starttls"):
@@ -195,7 +207,7 @@ class RelayTransport:
             raise SessionError(Reply(None, f"4.7.5 {where}: TLS failed: {why}")) from None
         except smtplib.SMTPResponseException as exc:
             self._quit(client)
-            raise SessionError(_reply(exc.smtp_code, exc.smtp_error)) from None
+            raise SessionError(smtp_reply(exc.smtp_code, exc.smtp_error)) from None
         except (OSError, smtplib.SMTPException, ValueError) as exc:
             self._quit(client)
             raise SessionError(Reply(None, f"4.4.1 {where}: {exc or type(exc).__name__}")) from None
@@ -205,7 +217,7 @@ class RelayTransport:
         try:
             client.login(relay.user, relay.password)
         except smtplib.SMTPAuthenticationError as exc:
-            said = _reply(exc.smtp_code, exc.smtp_error)
+            said = smtp_reply(exc.smtp_code, exc.smtp_error)
             raise SessionError(Reply(None, f"4.7.0 relay {relay.name}: authentication failed ({said})")) from None
         except smtplib.SMTPNotSupportedError:
             raise SessionError(Reply(None, f"4.7.0 {where} does not offer AUTH")) from None

@@ -109,7 +109,7 @@ def _via_relays(ctx: Context, snap: Snapshot, domain: str, targets: list[Target]
         return ctx.senders.transaction(snap, unit, relay)
 
     earlier = earlier or {}
-    for result in ctx.relays.send(units(targets), build):
+    for result in ctx.relays.send(units(targets), build, message_id=snap.id):
         attempts = _attempts(result, f"relay:{result.relay}" if result.relay else "")
         attempts = [replace(a, fell_back=(earlier[a.target.id],)) if a.target.id in earlier else a for a in attempts]
         if learn:
