@@ -156,6 +156,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("SMTP_HOSTNAME", parse_str, "", "Our host name: SMTP banner, EHLO, the MX target domains publish. Empty = this machine's FQDN."),
     S("SMTP_MAX_MESSAGE_SIZE", lambda r: parse_int(r, 1024), "26214400", "Largest message accepted, in bytes (advertised with SIZE)."),
     S("SMTP_MAX_RECIPIENTS", lambda r: parse_int(r, 1), "100", "Most RCPT TO accepted per message."),
+    S("SMTP_MAX_CONNECTIONS_PER_IP", lambda r: parse_int(r, 0), "50", "Concurrent inbound sessions one client address may hold per SMTP process (over it: 421 4.7.0); 0 = no limit."),
     S("SMTP_IDLE_TIMEOUT", lambda r: parse_int(r, 1), "300", "Seconds an inbound session may stay idle before it is closed."),
     S("SMTP_MAX_RECEIVED_HEADERS", lambda r: parse_int(r, 1), "30", "More Received headers than this is a mail loop (554 5.4.6)."),
     S("SMTP_TLS_CERT", parse_file, "", "PEM certificate for STARTTLS on the inbound server (with SMTP_TLS_KEY). Empty = no STARTTLS."),
