@@ -166,6 +166,7 @@ SETTINGS: tuple[Setting, ...] = (
     # delivery
     S("SMTP_DELIVERY_MODE", parse_mode, "direct", "direct (recipient's MX), relay (SMTP relays), hybrid (direct, relay fallback) or smart (per destination by success rate)."),
     S("SMTP_ENABLE_DKIM", parse_bool, "true", "Sign forwarded mail with the alias domain's active DKIM key."),
+    S("SMTP_ENABLE_ARC", parse_bool, "false", "Add an ARC set (RFC 8617) sealing our SPF/DKIM/DMARC results with the alias domain's RSA key. Costs two pure-Python RSA signatures per copy."),
     S("SMTP_DIRECT_PORT", parse_port, "25", "Port of destination MX hosts (25 on the internet; tests use loopback sinks)."),
     S("SMTP_REQUIRE_TLS", parse_bool, "false", "Direct delivery refuses MX hosts that do not offer STARTTLS (otherwise TLS is opportunistic)."),
     S("SMTP_CONNECT_TIMEOUT", lambda r: parse_int(r, 1), "30", "Seconds to wait for an outbound SMTP connection or reply."),
