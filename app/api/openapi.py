@@ -40,6 +40,8 @@ def paths() -> dict:
         },
         "/domains/{domain_id}": {
             "get": _op("One domain", (DOMAIN,), tag="domains"),
+            "patch": _op("Change a domain's options: rewrite From for senders whose DMARC is p=reject", (DOMAIN,),
+                         _obj(("rewrite_from_for_dmarc_reject",), rewrite_from_for_dmarc_reject=BOOL), tag="domains"),
             "delete": _op("Delete a domain and its aliases", (DOMAIN,), ok="204", tag="domains"),
         },
         "/domains/{domain_id}/records": {"get": _op("The DNS records to publish", (DOMAIN,), tag="verification")},

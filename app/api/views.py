@@ -59,6 +59,15 @@ def get_domain(domain_id: int):
         return jsonify(domain=domains.domain_dict(domains.get_domain(s, domain_id, api_actor())))
 
 
+@bp.patch("/domains/<int:domain_id>")
+def update_domain(domain_id: int):
+    rewrite = _field(_body(), "rewrite_from_for_dmarc_reject", bool, required=True)
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, api_actor())
+        domains.set_rewrite_for_dmarc_reject(s, domain, rewrite, api_actor())
+        return jsonify(domain=domains.domain_dict(domain))
+
+
 @bp.delete("/domains/<int:domain_id>")
 def delete_domain(domain_id: int):
     with get_db().session() as s:

@@ -36,6 +36,18 @@ def test_domains_round_trip(owner_api, db):
     _error(owner_api("GET", f"/domains/{created['id']}"), 404, "not_found")
 
 
+def test_domain_option_rewrite_from_for_dmarc_reject(owner_api, owner_domain, db):
+    assert owner_api("GET", f"/domains/{owner_domain}", status=200).get_json()["domain"][
+        "rewrite_from_for_dmarc_reject"] is False
+    body = owner_api("PATCH", f"/domains/{owner_domain}", {"rewrite_from_for_dmarc_reject": True}, 200).get_json()
+    assert body["domain"]["rewrite_from_for_dmarc_reject"] is True
+    with db.session() as s:
+        assert s.get(Domain, owner_domain).rewrite_from_for_dmarc_reject
+    error = _error(owner_api("PATCH", f"/domains/{owner_domain}", {"rewrite_from_for_dmarc_reject": "yes"}), 400,
+                   "invalid")
+    assert error["field"] == "rewrite_from_for_dmarc_reject"
+
+
 def test_validation_errors_name_the_field(owner_api):
     assert _error(owner_api("POST", "/domains", {"name": "not a domain"}), 400, "invalid")["field"] == "name"
     assert _error(owner_api("POST", "/domains", {}), 400, "invalid")["field"] == "name"
@@ -128,7 +140,8 @@ def test_another_owner_gets_404_for_every_id_of_mine(owner, other_api, owner_dom
     seed_message(db, "MSG0000000000001", owner_domain, "mine@owned.test", ("x@gmail.test",))
     d, k, a, m = owner_domain, key.id, alias.id, "MSG0000000000001"
     for method, path, body in [
-        ("GET", f"/domains/{d}", None), ("DELETE", f"/domains/{d}", None), ("GET", f"/domains/{d}/records", None),
+        ("GET", f"/domains/{d}", None), ("DELETE", f"/domains/{d}", None),
+        ("PATCH", f"/domains/{d}", {"rewrite_from_for_dmarc_reject": True}), ("GET", f"/domains/{d}/records", None),
         ("GET", f"/domains/{d}/verification", None), ("POST", f"/domains/{d}/verify", None),
         ("GET", f"/domains/{d}/dkim", None), ("POST", f"/domains/{d}/dkim", None),
         ("POST", f"/domains/{d}/dkim/{k}/activate", None), ("GET", f"/domains/{d}/aliases", None),
@@ -142,6 +155,7 @@ def test_another_owner_gets_404_for_every_id_of_mine(owner, other_api, owner_dom
     with db.session() as s:
         domain = s.get(Domain, owner_domain)
         assert domain is not None and len(domain.aliases) == 1 and domain.aliases[0].enabled
+        assert not domain.rewrite_from_for_dmarc_reject
 
 
 def test_admin_sees_other_owners_domains(admin_api, owner_domain):
