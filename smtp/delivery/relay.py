@@ -203,7 +203,9 @@ class RelayTransport:
             raise
         except ssl.SSLError as exc:
             self._quit(client)
-            why = getattr(exc, "verify_message", None) or exc.reason or exc
+            why = exc.reason or exc
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                why = f"certificate verify failed: {exc.verify_message}"
             raise SessionError(Reply(None, f"4.7.5 {where}: TLS failed: {why}")) from None
         except smtplib.SMTPResponseException as exc:
             self._quit(client)
@@ -243,8 +245,5 @@ class RelayTransport:
 
     def close(self) -> None:
         """QUIT every pooled connection (worker shutdown)."""
-        for name in list(self._pool):
-            with self._lock:
-                pooled = self._pool.pop(name, None)
-            if pooled is not None:
-                self._quit(pooled.client)
+        for relay in self.relays:
+            self._drop(relay)

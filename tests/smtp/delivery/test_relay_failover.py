@@ -124,3 +124,15 @@ def test_successful_relay_delivery_closes_a_half_open_circuit(configure, world, 
     assert run(ctx, message_id) is None
     assert deliveries(db, message_id)[0].state == DELIVERED
     assert ctx.relays.breaker.state("primary").state == CLOSED
+
+
+def test_a_relay_certificate_nobody_vouches_for_is_refused(configure, world, relay_server, db):
+    relay = relay_server("127.0.0.5")
+    ctx = configure(SMTP_DELIVERY_MODE="relay", SMTP_RELAY_CA_FILE="", **primary_env(relay))  # test CA not trusted
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    message_id = world.seed([route])
+
+    assert run(ctx, message_id) is not None
+    [delivery] = deliveries(db, message_id)
+    assert delivery.state == DEFERRED and "TLS failed: certificate verify failed" in delivery.last_reply
+    assert relay.messages == [] and relay.handler.logins == []  # no credentials sent over it
