@@ -85,7 +85,7 @@ def paths() -> dict:
         "/users/{user_id}": {"patch": _op("Change role or deactivate (admins; never the last admin)", (_param("user_id"),),
                                           _obj(role={"type": "string", "enum": ["owner", "admin"]}, active=BOOL),
                                           tag="admin")},
-        "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache (admins)", tag="stats")},
+        "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache and delivery routes/relays (admins)", tag="stats")},
         "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],
                                   "responses": {"200": {"description": "OK"}}}},

@@ -5,6 +5,7 @@ from flask import jsonify, request
 from app.extensions import get_db, get_redis, get_rq_queue, get_settings
 from app.services import aliases, dkim_access, dkim_keys, domains, message_log, stats, users, verification
 from app.services.errors import INVALID, NOT_FOUND, ServiceError
+from mailferry.delivery_stats import delivery_stats
 from mailferry.models import User
 
 from . import bp
@@ -272,8 +273,11 @@ def update_user(user_id: int):
 def _stats(domain_id: int | None):
     with get_db().session() as s:
         series = stats.daily_series(s, api_actor(), domain_id)
+        admin = api_actor().is_admin
         return jsonify(days=series, totals=stats.totals(series), queue=stats.queue_depth(s, api_actor(), domain_id),
-                       mx_cache=stats.mx_cache(get_redis()) if api_actor().is_admin else None)
+                       mx_cache=stats.mx_cache(get_redis()) if admin else None,
+                       delivery=delivery_stats(get_db(), get_redis(), get_settings(), days=30)
+                       if admin and domain_id is None else None)
 
 
 @bp.get("/stats")

@@ -114,6 +114,8 @@ def test_messages_and_stats(owner_api, owner_domain, db):
     _error(owner_api("POST", "/messages/MSG0000000000001/retry"), 400, "invalid")
     stats = owner_api("GET", f"/domains/{owner_domain}/stats", status=200).get_json()
     assert len(stats["days"]) == 30 and stats["queue"]["total"] == 0 and stats["mx_cache"] is None
+    assert stats["delivery"] is None  # system-wide figures: admins only
+    assert owner_api("GET", "/stats", status=200).get_json()["delivery"] is None
     assert len(owner_api("GET", "/stats", status=200).get_json()["days"]) == 30
 
 
@@ -129,7 +131,9 @@ def test_failed_queue_is_admin_only(owner_api, admin_api, owner_domain, db):
     requeued = admin_api("POST", "/admin/failed/MSG0000000000001/requeue", status=200).get_json()
     assert requeued["reopened"] == [delivery.id] and requeued["enqueued"] is True
     _error(admin_api("POST", "/admin/failed/NOSUCHMESSAGE/requeue"), 404, "not_found")
-    assert admin_api("GET", "/stats", status=200).get_json()["mx_cache"] is not None
+    overall = admin_api("GET", "/stats", status=200).get_json()
+    assert overall["mx_cache"] is not None
+    assert overall["delivery"]["mode"] == "direct" and overall["delivery"]["days"] == 30
 
 
 def test_another_owner_gets_404_for_every_id_of_mine(owner, other_api, owner_domain, db, app_settings):
