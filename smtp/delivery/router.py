@@ -69,6 +69,8 @@ def _direct(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *,
         if fallback and not exc.permanent:
             held = list(targets)
             earlier = {t.id: Attempt(t, reply) for t in targets}
+            if learn:
+                _learn(ctx, domain, smart.DIRECT, list(earlier.values()))
         else:
             yield [Attempt(t, reply) for t in targets], True
             return

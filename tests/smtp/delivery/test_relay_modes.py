@@ -190,3 +190,16 @@ def test_stats_after_hybrid_deliveries(configure, world, internet, relay_server,
     assert (stats["mx"]["lookups"], stats["mx"]["cache_hits"], stats["mx"]["cache_size"]) == (2, 1, 2)
     rates = {d["domain"]: (d["success_rate"], d["direct_success_rate"], d["relay_success_rate"]) for d in stats["domains"]}
     assert rates == {"good.test": (1.0, 1.0, None), "busy.test": (0.5, 0.0, 1.0)}
+
+
+def test_hybrid_falls_back_when_no_mx_host_has_an_address(configure, world, internet, relay_server, db):
+    relay = relay_server("127.0.0.5")
+    ctx = configure(SMTP_DELIVERY_MODE="hybrid", **primary_env(relay))
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.dns.add("dest.test", "MX", "10 mx.nowhere.test.")  # a temporary failure on our side
+    message_id = world.seed([route])
+
+    assert run(ctx, message_id) is None
+    [delivery] = deliveries(db, message_id)
+    assert [(a.route, a.outcome) for a in attempts(db, delivery.id)] == [("", DEFERRED), ("relay:primary", DELIVERED)]
+    assert len(relay.messages) == 1
