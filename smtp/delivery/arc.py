@@ -15,7 +15,7 @@ import dkim
 from mailferry.dkim_keys import SigningKey
 from mailferry.logs import log
 
-from .authentication import AuthResults, header_values
+from .authentication import Authenticator, AuthResults, header_values
 
 logger = logging.getLogger(__name__)
 _SILENT = logging.getLogger("smtp.delivery.arc.dkimpy")
@@ -50,3 +50,24 @@ def arc_set(data: bytes, key: SigningKey, results: AuthResults, message_id: str 
         log(logger, logging.WARNING, "not sealed", message_id=message_id, domain=key.domain, error=str(exc))
         return b""
     return b"".join(lines)
+
+
+class Sealer:
+    """Authentication results once per message (a pass sends several copies), and the seal per copy."""
+
+    def __init__(self, authenticator: Authenticator):
+        self.authenticator = authenticator
+        self._last: tuple[str, AuthResults | None] | None = None
+
+    def results(self, message_id: str, raw: bytes, *, mail_from: str, peer_ip: str, helo: str) -> AuthResults | None:
+        """None when the message arrived claiming results in our name: we neither repeat nor seal those."""
+        if self._last is not None and self._last[0] == message_id:
+            return self._last[1]
+        results = None
+        if claims_our_results(raw, self.authenticator.authserv_id):
+            log(logger, logging.WARNING, "not sealed: the message carries Authentication-Results in our name",
+                message_id=message_id)
+        else:
+            results = self.authenticator.check(raw, mail_from=mail_from, peer_ip=peer_ip, helo=helo)
+        self._last = (message_id, results)
+        return results

@@ -22,6 +22,8 @@ from smtp.routing.dmarc import DmarcPolicies
 from smtp.routing.limits import DomainLimiter
 from smtp.srs import Srs
 
+from .arc import Sealer
+from .authentication import Authenticator
 from .keys import KeyCache
 from .mx import MxResolver
 from .relay import Relay, RelayTransport
@@ -73,7 +75,8 @@ def build(settings: Settings) -> Context:
                               ca_file=settings.SMTP_RELAY_CA_FILE, data_timeout=data_timeout),
         limiter=DomainLimiter(redis, settings.DIRECT_MAX_CONNECTIONS_PER_DOMAIN,
                               settings.DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE),
-        senders=Senders(settings.SMTP_HOSTNAME, srs, keys, DomainFlags(db), DmarcPolicies(resolver)),
+        senders=Senders(settings.SMTP_HOSTNAME, srs, keys, DomainFlags(db), DmarcPolicies(resolver),
+                        Sealer(Authenticator(resolver, settings.SMTP_HOSTNAME)) if settings.SMTP_ENABLE_ARC else None),
         srs=srs,
         keys=keys,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",

@@ -26,6 +26,8 @@ from smtp.routes import FORWARD, domain_of
 from smtp.routing.dmarc import DmarcPolicies
 from smtp.srs import Srs
 
+from .arc import Sealer, arc_set
+from .authentication import AuthResults
 from .dsn import DSN_KIND, OriginalMessage
 from .keys import KeyCache
 from .record import Target
@@ -87,6 +89,7 @@ class Senders:
     keys: KeyCache
     flags: DomainFlags
     dmarc: DmarcPolicies
+    sealer: Sealer | None = None  # SMTP_ENABLE_ARC
 
     def transaction(self, snap: Snapshot, unit: Unit, relay: Relay | None) -> Transaction:
         out = self.outbound(snap, unit, relay)
@@ -111,7 +114,19 @@ class Senders:
                 envelope = account
             elif self._dmarc_rewrite(raw, members[0].domain_id):
                 raw, _ = rewrite_from(crlf_only(raw), account=alias, alias_address=alias)
-        return forward(raw, envelope_from=envelope, received=received, key=self.keys.get(unit.alias_domain))
+        key = self.keys.get(unit.alias_domain)
+        results = self._results(snap)
+        if results is None:
+            return forward(raw, envelope_from=envelope, received=received, key=key)
+        out = forward(raw, envelope_from=envelope, received=results.header() + received, key=key)
+        if not out.dkim_signed:  # the seal needs the alias domain's key, as the signature does
+            return out
+        return Outbound(out.envelope_from, arc_set(out.data, key, results, snap.id) + out.data, True)
+
+    def _results(self, snap: Snapshot) -> AuthResults | None:
+        if self.sealer is None:
+            return None
+        return self.sealer.results(snap.id, snap.raw, mail_from=snap.mail_from, peer_ip=snap.peer, helo=snap.helo)
 
     def _srs(self, mail_from: str, alias_domain: str) -> str:
         try:

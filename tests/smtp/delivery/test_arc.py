@@ -8,13 +8,21 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
+from mailferry.crypto import decrypt
 from mailferry.dkim_keys import SigningKey
+from mailferry.dns_lookup import txt_records
+from mailferry.models import DkimKey
 from mailferry.resolver import make_resolver
+from smtp.delivery import context
 from smtp.delivery.arc import arc_set, claims_our_results
 from smtp.delivery.authentication import Authenticator
+from smtp.delivery.job import run
 from smtp.delivery.signing import dkim_signature
 from tests.conftest import make_settings
+from tests.smtp.delivery.conftest import ORIGINAL
+from tests.smtp.delivery.helpers import dkim_verifies
 
 HOST = "mx.mailferry.test"
 MESSAGE = (b"From: Alice <alice@sender.test>\r\nTo: hello@alias.test\r\nSubject: hi\r\n"
@@ -43,8 +51,6 @@ class Dns:
         self.resolver = resolver
 
     def __call__(self, name: bytes, timeout: float = 5) -> bytes:
-        from mailferry.dns_lookup import txt_records
-
         texts = txt_records(self.resolver, name.decode())
         return texts[0].encode() if texts else b""
 
@@ -134,3 +140,50 @@ def test_results_claimed_in_our_name_are_recognised():
     forged = b"Authentication-Results: MX.mailferry.test; spf=pass\r\n" + MESSAGE
     assert claims_our_results(forged, HOST)
     assert not claims_our_results(b"Authentication-Results: mx.other.test; spf=pass\r\n" + MESSAGE, HOST)
+
+
+@pytest.fixture
+def arc_ctx(env):
+    yield context.configure(make_settings(**env, SMTP_ENABLE_ARC="true"))
+    context.reset()
+
+
+def test_a_forward_carries_a_verifiable_arc_set_when_enabled(arc_ctx, world, internet, db):
+    sender_domain = world.domain("sender.test")
+    with db.session() as s:
+        key = s.scalar(select(DkimKey).where(DkimKey.domain_id == sender_domain))
+        pem = decrypt(arc_ctx.settings.SECRET_KEY, key.private_key_enc)
+    original = dkim.sign(ORIGINAL, key.selector.encode(), b"sender.test", pem) + ORIGINAL
+    internet.dns.set("sender.test", "TXT", "v=spf1 ip4:198.51.100.0/24 -all")  # the seeded peer
+    internet.dns.set("_dmarc.sender.test", "TXT", "v=DMARC1; p=reject")
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+
+    run(arc_ctx, world.seed([route], raw=original))
+
+    [got] = sink.messages
+    assert got.data.endswith(original)
+    cv, _, reason = dkim.arc_verify(got.data, dnsfunc=Dns(make_resolver(arc_ctx.settings)))
+    assert cv == dkim.CV_Pass, reason
+    headers = dkim.rfc822_parse(got.data)[0]
+    assert [k for k, _ in headers[:3]] == [b"ARC-Seal", b"ARC-Message-Signature", b"ARC-Authentication-Results"]
+    aar = headers[2][1]
+    for result in (b"spf=pass smtp.mailfrom=alice@sender.test", b"dkim=pass header.d=sender.test",
+                   b"dmarc=pass header.from=sender.test"):
+        assert result in aar, aar
+    assert dkim_verifies(got.data, arc_ctx.settings, idx=0)  # ours, d=alias.test
+    assert dkim_verifies(got.data, arc_ctx.settings, idx=1)  # the sender's
+
+
+def test_forged_results_in_our_name_are_not_sealed(arc_ctx, world, internet, db):
+    forged = b"Authentication-Results: mx.mailferry.test; spf=pass smtp.mailfrom=alice@sender.test\r\n" + ORIGINAL
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+
+    run(arc_ctx, world.seed([route], raw=forged))
+
+    [got] = sink.messages
+    assert got.data.startswith(b"DKIM-Signature: ") and b"ARC-Seal" not in got.data
+    assert got.data.endswith(forged)
