@@ -109,6 +109,8 @@ class Mailferry(Path):
             SMTP_HOSTNAME="mx.alias.bench.test", SMTP_LISTEN=f"127.0.0.1:{self.port}",
             SMTP_SERVER_PROCESSES=self.smtp_processes, DNS_NAMESERVERS=self.dns.nameservers,
             SMTP_DIRECT_PORT=self.sink_port, SMTP_ENABLE_DKIM="true", LOG_LEVEL="WARNING",
+            # every client is 127.0.0.1: no per-address session limit
+            SMTP_MAX_CONNECTIONS_PER_IP=0,
             # one destination domain on loopback: Postfix's default destination concurrency, no rate limit
             DIRECT_MAX_CONNECTIONS_PER_DOMAIN=20, DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE=100000,
         )

@@ -5,6 +5,7 @@ The tests compare the committed file with this output, so a setting cannot be ad
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from .settings import SETTINGS
@@ -22,24 +23,38 @@ NOTES = {
 Sender policy of a relay. `keep`: the envelope sender is SRS-rewritten under the alias domain and the
 headers are untouched, so the original DKIM signature still verifies; use it with relays that send as your
 domain (SendGrid/Mailgun with domain authentication). `rewrite`: the envelope sender becomes the relay
-account and From: becomes "Original Name via alias@domain" <relay account>, with Reply-To: the original
-sender and the original From kept in X-Original-From; use it with relays that only send as their own
-account (Gmail, Outlook). Trade-off: rewrite always passes DMARC but the recipient sees the relay address.""",
+account and From: becomes "Original Name via alias@domain" <relay account> (the relay user when it is an
+address, else the alias), with Reply-To: the original sender and the original From kept in X-Original-From;
+use it with relays that only send as their own account (Gmail, Outlook). Trade-off: keep preserves the
+sender's identity and signatures but a relay that does not own the sender's domain rewrites or refuses the
+mail; rewrite always passes DMARC but the recipient sees the relay address, and the sender's DKIM
+signature no longer verifies (our alias-domain signature still does).""",
     "SMTP_RELAYS": """\
 Further relays, tried in order after SMTP_HOST when one fails (failover), as a JSON list on one line:
 SMTP_RELAYS=[{"name": "sendgrid", "host": "smtp.sendgrid.net", "port": 587, "user": "apikey", "password": "SG.x", "use_tls": true, "from_policy": "keep"}]
-Keys: name, host (required), port (587), user, password, use_tls (STARTTLS), use_ssl (implicit TLS, port 465), from_policy.""",
+Keys: name, host (required), port (587, or 465 with use_ssl), user, password, use_tls (STARTTLS, default on
+unless use_ssl), use_ssl (implicit TLS), from_policy (keep|rewrite, see SMTP_FROM_POLICY). SMTP_HOST, when
+set, is the first relay and is called "primary" in logs and stats. Certificates are verified; AUTH is
+PLAIN or LOGIN; a relay failing RELAY_FAILURE_THRESHOLD times in a row is skipped for RELAY_COOLDOWN.""",
     "SMTP_DELIVERY_MODE": """\
 direct: straight to each recipient's MX (needs outbound port 25 and good IP reputation).
 relay:  every message through SMTP_HOST and SMTP_RELAYS.
 hybrid: direct first; deferred, unreachable or IP-blocked destinations fall back to the relays.
-smart:  per destination domain, the route with the better recent success rate (hybrid until it has history).""",
+smart:  per destination domain, the route with the better recent success rate (hybrid until it has history).
+A 5xx about the recipient (5.1.1) always bounces; only deferrals, unreachable MX hosts and 5xx blocks of our
+IP fall back to the relays. `flask --app wsgi stats` shows how each route and relay is doing.""",
 }
+
+
+_EXAMPLE = re.compile(r"^[A-Z][A-Z0-9_]*=")
 
 
 def _comment(text: str) -> list[str]:
     lines = []
     for paragraph in text.splitlines():
+        if _EXAMPLE.match(paragraph):  # an example assignment: one line, so it can be copied as is
+            lines.append(paragraph)
+            continue
         lines.extend(textwrap.wrap(paragraph, 110, break_long_words=False, break_on_hyphens=False) or [""])
     return [f"# {line}".rstrip() for line in lines]
 

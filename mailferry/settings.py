@@ -156,6 +156,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("SMTP_HOSTNAME", parse_str, "", "Our host name: SMTP banner, EHLO, the MX target domains publish. Empty = this machine's FQDN."),
     S("SMTP_MAX_MESSAGE_SIZE", lambda r: parse_int(r, 1024), "26214400", "Largest message accepted, in bytes (advertised with SIZE)."),
     S("SMTP_MAX_RECIPIENTS", lambda r: parse_int(r, 1), "100", "Most RCPT TO accepted per message."),
+    S("SMTP_MAX_CONNECTIONS_PER_IP", lambda r: parse_int(r, 0), "50", "Concurrent inbound sessions one client address may hold per SMTP process (over it: 421 4.7.0); 0 = no limit."),
     S("SMTP_IDLE_TIMEOUT", lambda r: parse_int(r, 1), "300", "Seconds an inbound session may stay idle before it is closed."),
     S("SMTP_MAX_RECEIVED_HEADERS", lambda r: parse_int(r, 1), "30", "More Received headers than this is a mail loop (554 5.4.6)."),
     S("SMTP_TLS_CERT", parse_file, "", "PEM certificate for STARTTLS on the inbound server (with SMTP_TLS_KEY). Empty = no STARTTLS."),
@@ -165,6 +166,7 @@ SETTINGS: tuple[Setting, ...] = (
     # delivery
     S("SMTP_DELIVERY_MODE", parse_mode, "direct", "direct (recipient's MX), relay (SMTP relays), hybrid (direct, relay fallback) or smart (per destination by success rate)."),
     S("SMTP_ENABLE_DKIM", parse_bool, "true", "Sign forwarded mail with the alias domain's active DKIM key."),
+    S("SMTP_ENABLE_ARC", parse_bool, "false", "Add an ARC set (RFC 8617) sealing our SPF/DKIM/DMARC results with the alias domain's RSA key. Costs two pure-Python RSA signatures per copy."),
     S("SMTP_DIRECT_PORT", parse_port, "25", "Port of destination MX hosts (25 on the internet; tests use loopback sinks)."),
     S("SMTP_REQUIRE_TLS", parse_bool, "false", "Direct delivery refuses MX hosts that do not offer STARTTLS (otherwise TLS is opportunistic)."),
     S("SMTP_CONNECT_TIMEOUT", lambda r: parse_int(r, 1), "30", "Seconds to wait for an outbound SMTP connection or reply."),
@@ -247,9 +249,14 @@ def _check_together(values: dict) -> None:
         raise SettingsError("SMTP_USE_SSL", "choose SMTP_USE_TLS (STARTTLS) or SMTP_USE_SSL (implicit TLS), not both")
     if values["SMTP_FROM_POLICY"] not in ("keep", "rewrite"):
         raise SettingsError("SMTP_FROM_POLICY", f"must be keep or rewrite, got {values['SMTP_FROM_POLICY']!r}")
+    names = ["primary"] if values["SMTP_HOST"] else []
     for i, relay in enumerate(values["SMTP_RELAYS"]):
         if relay.get("from_policy", "keep") not in ("keep", "rewrite"):
             raise SettingsError("SMTP_RELAYS", f"relay {i + 1}: from_policy must be keep or rewrite")
+        name = relay.get("name", f"relay{i + 1}")
+        if name in names:
+            raise SettingsError("SMTP_RELAYS", f"relay {i + 1}: the name {name!r} is taken; names must be unique")
+        names.append(name)
     if values["SMTP_DELIVERY_MODE"] in ("relay", "hybrid") and not (values["SMTP_HOST"] or values["SMTP_RELAYS"]):
         raise SettingsError("SMTP_DELIVERY_MODE", f"{values['SMTP_DELIVERY_MODE']} mode needs a relay: set SMTP_HOST or SMTP_RELAYS")
     if values["MX_CACHE_MIN_TTL"] > values["MX_CACHE_MAX_TTL"]:

@@ -31,6 +31,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope
 
 from . import replies
 from .data_reader import read_data
+from .peer_limits import PeerLimits
 from .routes import Route
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -94,13 +95,40 @@ class InboundEnvelope(Envelope):
 
 
 class InboundSMTP(SMTP):
-    def __init__(self, handler, **kwargs):
+    def __init__(self, handler, peer_limits: PeerLimits | None = None, **kwargs):
+        self.peer_limits = peer_limits
+        self._counted_peer: str | None = None  # the address this session holds a slot for
+        self._refused_peer = False
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self._greeting_pending = True  # the greeting is the first push: no enhanced code on it
         self._in_helo = False
         self.busy = False  # set while a message is being committed; shutdown waits for it
         self.refused_recipients = 0  # a session that guesses addresses is closed after HARD_ERROR_LIMIT
         super().__init__(handler, **kwargs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None  # connection_made runs again after STARTTLS
+        super().connection_made(transport)
+        if first and self.peer_limits is not None:
+            peer = transport.get_extra_info("peername")
+            address = peer[0] if peer else ""
+            if self.peer_limits.acquire(address):
+                self._counted_peer = address
+            else:
+                self._refused_peer = True
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted_peer is not None and self.peer_limits is not None:
+            self.peer_limits.release(self._counted_peer)
+            self._counted_peer = None
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refused_peer:  # instead of the greeting
+            await self.push(replies.TOO_MANY_CONNECTIONS.format(host=self.hostname))
+            self.transport.close()
+            return
+        await super()._handle_client()
 
     def _create_envelope(self) -> InboundEnvelope:
         return InboundEnvelope()

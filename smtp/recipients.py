@@ -9,13 +9,16 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 
 from mailferry.db import Database
-from mailferry.models import CATCH_ALL, Alias, Domain
+from mailferry.models import CATCH_ALL, Alias, Domain, User
 
 from . import replies
 from .routes import SRS_RETURN, Route
 from .srs import Srs, SrsError
 
 MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
+# Every domain we accept mail for must take postmaster (RFC 5321 4.5.1) and should take abuse (RFC 2142): without
+# an alias of their own they go to the domain owner's account address.
+ROLE_ADDRESSES = frozenset({"postmaster", "abuse"})
 CACHE_MAX_ENTRIES = 10_000
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
 
@@ -132,4 +135,15 @@ class RecipientResolver:
             route = Route(recipient=address, destinations=tuple(alias.destinations),
                           domain_id=domain_id, alias_id=alias.id)
             return Resolution(replies.OK_RECIPIENT, route)
+        if candidates[-2] in ROLE_ADDRESSES:  # the base local part, +tag removed
+            return self._role_address(session, address, domain_id)
         return Resolution(replies.UNKNOWN_RECIPIENT)
+
+    @staticmethod
+    def _role_address(session, address: str, domain_id: int) -> Resolution:
+        owner_email = session.scalar(
+            select(User.email).join(Domain, Domain.owner_id == User.id).where(Domain.id == domain_id, User.active)
+        )
+        if not owner_email:
+            return Resolution(replies.UNKNOWN_RECIPIENT)
+        return Resolution(replies.OK_RECIPIENT, Route(recipient=address, destinations=(owner_email,), domain_id=domain_id))

@@ -21,6 +21,7 @@ MAIL_LOOP = "554 5.4.6 Too many Received headers: mail loop"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
 TOO_MANY_ERRORS = "421 4.7.0 Too many refused recipients, closing connection"
 IDLE_TIMEOUT = "421 4.4.2 {host} Idle timeout, closing connection"
+TOO_MANY_CONNECTIONS = "421 4.7.0 {host} Too many connections from your address, try again later"
 SHUTTING_DOWN = "421 4.3.2 {host} Service shutting down"
 
 # aiosmtpd's own replies carry no enhanced status code; these are the ones whose text we replace outright.

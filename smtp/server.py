@@ -17,6 +17,7 @@ from mailferry.settings import Settings
 
 from . import replies
 from .handler import InboundHandler
+from .peer_limits import PeerLimits
 from .protocol import InboundSMTP
 from .recipients import RecipientResolver
 from .spool import Spooler
@@ -62,12 +63,14 @@ class InboundServer:
         self.handler = InboundHandler(settings, self.resolver, self.spooler, self.lookups)
         self.tls_context = make_tls_context(settings)
         self.sessions: weakref.WeakSet[InboundSMTP] = weakref.WeakSet()
+        self.peer_limits = PeerLimits(settings.SMTP_MAX_CONNECTIONS_PER_IP)
         self._server: asyncio.base_events.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _new_session(self) -> InboundSMTP:
         session = InboundSMTP(
             self.handler,
+            peer_limits=self.peer_limits,
             hostname=self.settings.SMTP_HOSTNAME,  # without it aiosmtpd calls a blocking getfqdn() per connection
             ident=BANNER_IDENT,
             data_size_limit=self.settings.SMTP_MAX_MESSAGE_SIZE,

@@ -40,6 +40,8 @@ def paths() -> dict:
         },
         "/domains/{domain_id}": {
             "get": _op("One domain", (DOMAIN,), tag="domains"),
+            "patch": _op("Change a domain's options: rewrite From for senders whose DMARC is p=reject", (DOMAIN,),
+                         _obj(("rewrite_from_for_dmarc_reject",), rewrite_from_for_dmarc_reject=BOOL), tag="domains"),
             "delete": _op("Delete a domain and its aliases", (DOMAIN,), ok="204", tag="domains"),
         },
         "/domains/{domain_id}/records": {"get": _op("The DNS records to publish", (DOMAIN,), tag="verification")},
@@ -83,7 +85,7 @@ def paths() -> dict:
         "/users/{user_id}": {"patch": _op("Change role or deactivate (admins; never the last admin)", (_param("user_id"),),
                                           _obj(role={"type": "string", "enum": ["owner", "admin"]}, active=BOOL),
                                           tag="admin")},
-        "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache (admins)", tag="stats")},
+        "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache and delivery routes/relays (admins)", tag="stats")},
         "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],
                                   "responses": {"200": {"description": "OK"}}}},

@@ -5,6 +5,7 @@ from flask import jsonify, request
 from app.extensions import get_db, get_redis, get_rq_queue, get_settings
 from app.services import aliases, dkim_access, dkim_keys, domains, message_log, stats, users, verification
 from app.services.errors import INVALID, NOT_FOUND, ServiceError
+from mailferry.delivery_stats import delivery_stats
 from mailferry.models import User
 
 from . import bp
@@ -57,6 +58,15 @@ def add_domain():
 def get_domain(domain_id: int):
     with get_db().session() as s:
         return jsonify(domain=domains.domain_dict(domains.get_domain(s, domain_id, api_actor())))
+
+
+@bp.patch("/domains/<int:domain_id>")
+def update_domain(domain_id: int):
+    rewrite = _field(_body(), "rewrite_from_for_dmarc_reject", bool, required=True)
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, api_actor())
+        domains.set_rewrite_for_dmarc_reject(s, domain, rewrite, api_actor())
+        return jsonify(domain=domains.domain_dict(domain))
 
 
 @bp.delete("/domains/<int:domain_id>")
@@ -263,8 +273,11 @@ def update_user(user_id: int):
 def _stats(domain_id: int | None):
     with get_db().session() as s:
         series = stats.daily_series(s, api_actor(), domain_id)
+        admin = api_actor().is_admin
         return jsonify(days=series, totals=stats.totals(series), queue=stats.queue_depth(s, api_actor(), domain_id),
-                       mx_cache=stats.mx_cache(get_redis()) if api_actor().is_admin else None)
+                       mx_cache=stats.mx_cache(get_redis()) if admin else None,
+                       delivery=delivery_stats(get_db(), get_redis(), get_settings(), days=30)
+                       if admin and domain_id is None else None)
 
 
 @bp.get("/stats")

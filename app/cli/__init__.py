@@ -1,4 +1,4 @@
-"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, queue."""
+"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, queue, stats."""
 
 from flask import Flask
 
@@ -9,6 +9,7 @@ def register_commands(app: Flask) -> None:
     from .dkim_keys import dkim
     from .domains import domains
     from .queue_status import queue
+    from .stats import stats
 
-    for command in (create_admin, domains, dkim, aliases, queue):
+    for command in (create_admin, domains, dkim, aliases, queue, stats):
         app.cli.add_command(command)

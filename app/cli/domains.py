@@ -1,4 +1,4 @@
-"""flask domains add|list|records|verify|reverify-all"""
+"""flask domains add|list|records|verify|reverify-all|dmarc-rewrite"""
 
 from __future__ import annotations
 
@@ -99,3 +99,17 @@ def reverify(as_json: bool) -> None:
     lines += [f"  {name}: broke {', '.join(checks)}" for name, checks in summary["newly_broken"].items()]
     lines += [f"  domain #{e['domain_id']}: error {e['error']}" for e in summary["errors"]]
     emit(as_json, summary, lines)
+
+
+@domains.command("dmarc-rewrite")
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@cli_command
+def dmarc_rewrite(name: str, state: str, as_json: bool) -> None:
+    """Rewrite From (to "Name via alias" <alias>, Reply-To the sender) on mail forwarded for NAME when the
+    sender's domain publishes DMARC p=reject. Off by default; workers pick a change up within a minute."""
+    with get_db().session() as session:
+        domain = get_domain(session, name)
+        domain.rewrite_from_for_dmarc_reject = state == "on"
+        data = {"name": domain.name, "rewrite_from_for_dmarc_reject": domain.rewrite_from_for_dmarc_reject}
+    emit(as_json, data, f"{data['name']}: From rewrite for DMARC p=reject senders is {state}.")

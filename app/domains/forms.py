@@ -20,3 +20,8 @@ class DkimForm(FlaskForm):
     algorithm = SelectField("Algorithm", choices=[(a, {"rsa": "RSA-2048 (works everywhere)",
                                                        "ed25519": "Ed25519 (short; not every receiver checks it)"}[a])
                                                   for a in ALGORITHMS], default="rsa")
+
+
+class OptionsForm(FlaskForm):
+    rewrite_from_for_dmarc_reject = BooleanField(
+        "Rewrite From for senders whose DMARC policy is p=reject (Reply-To keeps the sender)")

@@ -10,7 +10,7 @@ from app.web import apply_error
 from mailferry.models import User
 
 from . import bp
-from .forms import DkimForm, DomainForm, VerifyForm
+from .forms import DkimForm, DomainForm, OptionsForm, VerifyForm
 
 
 @bp.get("/")
@@ -50,7 +50,22 @@ def show(domain_id: int):
         return render_template(
             "domains/show.html", domain=domain, records=verification.expected_records(domain, get_settings()),
             report=verification.stored_report(domain), keys=dkim_access.list_keys(s, domain),
-            verify_form=VerifyForm(), dkim_form=DkimForm(), txt_record=dkim_keys.txt_record)
+            verify_form=VerifyForm(), dkim_form=DkimForm(), txt_record=dkim_keys.txt_record,
+            options_form=OptionsForm(rewrite_from_for_dmarc_reject=domain.rewrite_from_for_dmarc_reject))
+
+
+@bp.post("/domains/<int:domain_id>/options")
+@login_required
+def options(domain_id: int):
+    form = OptionsForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, actor())
+        domains.set_rewrite_for_dmarc_reject(s, domain, form.rewrite_from_for_dmarc_reject.data, actor())
+    flash("From is now rewritten for senders whose DMARC policy is p=reject." if form.rewrite_from_for_dmarc_reject.data
+          else "Mail from senders with DMARC p=reject is forwarded with its From unchanged.")
+    return redirect(url_for("domains.show", domain_id=domain_id, _anchor="options"))
 
 
 @bp.post("/domains/<int:domain_id>/verify")

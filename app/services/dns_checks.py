@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass
 import dns.resolver
 from sqlalchemy.orm import Session
 
+from mailferry.dns_lookup import DnsTemporaryError, host_addresses, mx_records, txt_records
 from mailferry.models import DkimKey, Domain
 from mailferry.settings import Settings
+from mailferry.spf import SpfEvaluator, spf_records
 
 from .dkim_keys import active_key, txt_record
-from .dns_lookup import DnsTemporaryError, host_addresses, mx_records, txt_records
-from .spf import SpfEvaluator, spf_records
 
 OWNERSHIP_PREFIX = "_mailferry"
 TOKEN_PREFIX = "mailferry-verification="

@@ -71,6 +71,15 @@ def delete_domain(session: Session, domain: Domain, actor: Actor = SYSTEM) -> No
     session.flush()
 
 
+def set_rewrite_for_dmarc_reject(session: Session, domain: Domain, enabled: bool, actor: Actor = SYSTEM) -> Domain:
+    """Whether mail from senders publishing DMARC p=reject is forwarded with From rewritten to the alias
+    (Reply-To keeps the sender): their DMARC would fail on a forward otherwise, since SPF no longer aligns."""
+    get_domain(session, domain.id, actor)  # scoping check
+    domain.rewrite_from_for_dmarc_reject = bool(enabled)
+    session.flush()
+    return domain
+
+
 def domain_dict(domain: Domain) -> dict:
     return {
         "id": domain.id,
@@ -82,6 +91,7 @@ def domain_dict(domain: Domain) -> dict:
         "verified_at": _iso(domain.verified_at),
         "last_check_at": _iso(domain.last_check_at),
         "broken_since": domain.broken_since or {},
+        "rewrite_from_for_dmarc_reject": bool(domain.rewrite_from_for_dmarc_reject),
     }
 
 

@@ -8,7 +8,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, selectinload
 
 from mailferry.models import Delivery, Message, utcnow
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE, PENDING, QUEUED
@@ -68,7 +68,9 @@ def queue_status(session: Session, settings: Settings, redis: Redis | None = Non
 
 def recent_messages(session: Session, limit: int = 20) -> list[dict]:
     """The newest messages with each destination's state, newest first."""
-    rows = session.scalars(select(Message).order_by(Message.received_at.desc(), Message.id).limit(limit))
+    query = (select(Message).options(defer(Message.raw), selectinload(Message.deliveries))
+             .order_by(Message.received_at.desc(), Message.id).limit(limit))
+    rows = session.scalars(query)
     return [message_dict(m) for m in rows]
 
 

@@ -1,8 +1,10 @@
-"""Per-process delivery context, built on first use (never at import): settings, database, Redis, MX cache."""
+"""Per-process delivery context, built on first use (never at import): settings, database, Redis, MX cache,
+the direct and relay transports, the shared per-domain limits and the sender policies."""
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -15,10 +17,17 @@ from mailferry.db import Database
 from mailferry.queue import get_queue, make_redis
 from mailferry.resolver import make_resolver
 from mailferry.settings import Settings, settings_or_exit
+from smtp.routing.breaker import CircuitBreaker
+from smtp.routing.dmarc import DmarcPolicies
+from smtp.routing.limits import DomainLimiter
 from smtp.srs import Srs
 
+from .arc import Sealer
+from .authentication import Authenticator
 from .keys import KeyCache
 from .mx import MxResolver
+from .relay import Relay, RelayTransport
+from .senders import DomainFlags, Senders
 from .transport import DirectTransport
 
 
@@ -30,9 +39,13 @@ class Context:
     queue: Queue
     mx: MxResolver
     transport: DirectTransport
+    relays: RelayTransport
+    limiter: DomainLimiter
+    senders: Senders
     srs: Srs
     keys: KeyCache
     worker_id: str
+    rng: random.Random = field(default_factory=random.Random)  # smart routing's exploration
     # message id -> when its next job should run; the worker schedules these once the job has finished
     followups: dict[str, datetime] = field(default_factory=dict)
 
@@ -43,17 +56,29 @@ _current: Context | None = None
 def build(settings: Settings) -> Context:
     redis = make_redis(settings.REDIS_URL)
     db = Database(settings.DATABASE_URL)
+    resolver = make_resolver(settings)
+    srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
+    keys = KeyCache(db, settings.SECRET_KEY, settings.SMTP_ENABLE_DKIM)
+    data_timeout = min(600, settings.DELIVERY_LEASE // 2)
     return Context(
         settings=settings,
         db=db,
         redis=redis,
         queue=get_queue(redis, settings.RQ_QUEUE),
-        mx=MxResolver(make_resolver(settings), redis, settings.MX_CACHE_MIN_TTL, settings.MX_CACHE_MAX_TTL),
+        mx=MxResolver(resolver, redis, settings.MX_CACHE_MIN_TTL, settings.MX_CACHE_MAX_TTL),
         transport=DirectTransport(hostname=settings.SMTP_HOSTNAME, port=settings.SMTP_DIRECT_PORT,
                                   timeout=settings.SMTP_CONNECT_TIMEOUT, require_tls=settings.SMTP_REQUIRE_TLS,
-                                  data_timeout=min(600, settings.DELIVERY_LEASE // 2)),
-        srs=Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS),
-        keys=KeyCache(db, settings.SECRET_KEY, settings.SMTP_ENABLE_DKIM),
+                                  data_timeout=data_timeout),
+        relays=RelayTransport([Relay.from_dict(r) for r in settings.relays],
+                              CircuitBreaker(redis, settings.RELAY_FAILURE_THRESHOLD, settings.RELAY_COOLDOWN),
+                              hostname=settings.SMTP_HOSTNAME, timeout=settings.SMTP_CONNECT_TIMEOUT,
+                              ca_file=settings.SMTP_RELAY_CA_FILE, data_timeout=data_timeout),
+        limiter=DomainLimiter(redis, settings.DIRECT_MAX_CONNECTIONS_PER_DOMAIN,
+                              settings.DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE),
+        senders=Senders(settings.SMTP_HOSTNAME, srs, keys, DomainFlags(db), DmarcPolicies(resolver),
+                        Sealer(Authenticator(resolver, settings.SMTP_HOSTNAME)) if settings.SMTP_ENABLE_ARC else None),
+        srs=srs,
+        keys=keys,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
     )
 
@@ -77,6 +102,7 @@ def current() -> Context:
 def reset() -> None:
     global _current
     if _current is not None:
+        _current.relays.close()
         _current.db.dispose()
         _current.redis.close()
     _current = None

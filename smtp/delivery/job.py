@@ -8,11 +8,8 @@ destinations, the message's own state and its DSN are all written in one settlin
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
-import srslib
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
@@ -20,33 +17,14 @@ from mailferry.logs import log
 from mailferry.models import Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, PENDING
 from mailferry.queue import enqueue_messages
-from smtp.routes import FORWARD, domain_of
 
-from . import context, lease
-from .dsn import DSN_KIND, OriginalMessage, dsn_message
-from .mx import MxError
-from .outcome import Reply, classify
+from . import context, lease, router
+from .dsn import dsn_message
+from .outcome import classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
-from .transform import Outbound, crlf_only, forward, loop_header, received_header
-from .transport import Transaction
+from .senders import Snapshot
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    id: str
-    mail_from: str
-    raw: bytes
-    received_at: datetime
-    helo: str
-    peer: str
-    used_tls: bool
-    targets: tuple[Target, ...]
-
-    @property
-    def original(self) -> OriginalMessage:
-        return OriginalMessage(self.id, self.mail_from, self.raw, self.received_at)
 
 
 def deliver_message(message_id: str) -> None:
@@ -70,7 +48,7 @@ def run(ctx: context.Context, message_id: str) -> datetime | None:
         if not held.keep():
             log(logger, logging.WARNING, "lease lost, leaving the message to its new owner", message_id=message_id)
             return None
-        for attempts, final in _deliver_domain(ctx, snap, domain, targets):
+        for attempts, final in router.deliver_domain(ctx, snap, domain, targets):
             for attempt in attempts:
                 _log_attempt(snap, attempt)
             delivered = [a for a in attempts if classify(a.reply) == DELIVERED]
@@ -98,54 +76,6 @@ def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
     for target in targets:
         groups.setdefault(target.destination_domain.lower(), []).append(target)
     return groups
-
-
-def _envelope_from(ctx: context.Context, mail_from: str, alias_domain: str) -> str:
-    try:
-        return ctx.srs.forward(mail_from, alias_domain)
-    except (srslib.Error, ValueError):  # a sender SRS cannot wrap: pass it through unchanged
-        return mail_from
-
-
-def _outbound(ctx: context.Context, snap: Snapshot, kind: str, alias_domain: str, members: list[Target]) -> Outbound:
-    if kind == DSN_KIND:  # our own bounce: null sender, nothing to add
-        return Outbound("", crlf_only(snap.raw), False)
-    received = received_header(
-        helo=snap.helo, peer=snap.peer, hostname=ctx.settings.SMTP_HOSTNAME, message_id=snap.id,
-        used_tls=snap.used_tls, received_at=snap.received_at,
-        recipient=members[0].recipient if len(members) == 1 else None,
-    )
-    if kind == FORWARD:
-        received += b"".join(loop_header(a) for a in dict.fromkeys(m.recipient.lower() for m in members))
-    envelope = _envelope_from(ctx, snap.mail_from, alias_domain)
-    return forward(snap.raw, envelope_from=envelope, received=received, key=ctx.keys.get(alias_domain))
-
-
-def _transactions(ctx: context.Context, snap: Snapshot, targets: list[Target]) -> list[Transaction]:
-    """One transaction per (kind, alias domain): each has its own SRS envelope and DKIM signature."""
-    groups: dict[tuple[str, str], list[Target]] = {}
-    for target in targets:
-        groups.setdefault((target.kind, domain_of(target.recipient)), []).append(target)
-    transactions = []
-    for (kind, alias_domain), members in groups.items():
-        out = _outbound(ctx, snap, kind, alias_domain, members)
-        transactions.append(Transaction(out.envelope_from, [m.destination for m in members], out.data,
-                                        tag=(members, out.dkim_signed)))
-    return transactions
-
-
-def _deliver_domain(ctx: context.Context, snap: Snapshot, domain: str,
-                    targets: list[Target]) -> Iterator[tuple[list[Attempt], bool]]:
-    """Per transaction: its attempts, and whether it was the last one sent for this domain."""
-    try:
-        hosts = ctx.mx.lookup(domain)
-    except MxError as exc:
-        yield [Attempt(target, Reply(exc.code, exc.text)) for target in targets], True
-        return
-    for result in ctx.transport.send(hosts, _transactions(ctx, snap, targets)):
-        members, signed = result.transaction.tag
-        yield [Attempt(t, result.replies[t.destination], result.mx_host, result.tls, signed) for t in members], \
-            result.final
 
 
 def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder) -> None:
@@ -191,5 +121,5 @@ def _enqueue(ctx: context.Context, message_id: str) -> None:
 def _log_attempt(snap: Snapshot, attempt: Attempt) -> None:
     log(logger, logging.INFO, "attempt", message_id=snap.id, destination=attempt.target.destination,
         outcome=classify(attempt.reply), code=attempt.reply.code, reply=attempt.reply.text[:300],
-        mx=attempt.mx_host, tls=attempt.tls, dkim=attempt.dkim_signed)
+        route=attempt.via, tls=attempt.tls, dkim=attempt.dkim_signed)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
@@ -38,6 +38,13 @@ class Attempt:
     mx_host: str = ""
     tls: bool = False
     dkim_signed: bool = False
+    route: str = ""  # "mx:<host>" or "relay:<name>"; "" when nothing was contacted
+    retry_after: float | None = None  # a deferral by our own limits: try again this soon, off the schedule
+    fell_back: tuple["Attempt", ...] = ()  # earlier tries in this pass that handed over to this route (hybrid)
+
+    @property
+    def via(self) -> str:
+        return self.route or (f"mx:{self.mx_host}" if self.mx_host else "")
 
 
 def record_attempt(session: Session, attempt: Attempt, *, now: datetime, received_at: datetime,
@@ -46,6 +53,10 @@ def record_attempt(session: Session, attempt: Attempt, *, now: datetime, receive
     delivery = session.get(Delivery, attempt.target.id)
     if delivery is None or delivery.state in FINAL_DELIVERY_STATES:
         return None  # already settled (by a worker whose lease we outlived)
+    for earlier in attempt.fell_back:  # logged for the message log and stats; the delivery's state is ours
+        session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, route=earlier.via, code=earlier.reply.code,
+                                    reply=earlier.reply.text[:2000], tls=earlier.tls,
+                                    outcome=classify(earlier.reply)))
     state, reply = classify(attempt.reply), attempt.reply
     delivery.attempts += 1
     delivery.next_attempt_at = None
@@ -55,7 +66,9 @@ def record_attempt(session: Session, attempt: Attempt, *, now: datetime, receive
         if delivery.next_attempt_at is None:
             state = BOUNCED
             reply = Reply(reply.code, f"4.4.7 delivery time expired; last error: {reply.text}")
-    route = f"mx:{attempt.mx_host}" if attempt.mx_host else ""
+        elif attempt.retry_after is not None:
+            delivery.next_attempt_at = now + timedelta(seconds=attempt.retry_after)
+    route = attempt.via
     delivery.state, delivery.last_code, delivery.last_reply = state, reply.code, reply.text[:2000]
     delivery.route, delivery.tls, delivery.updated_at = route, attempt.tls, now
     if state == DELIVERED:
@@ -63,15 +76,16 @@ def record_attempt(session: Session, attempt: Attempt, *, now: datetime, receive
     session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, route=route, code=reply.code,
                                 reply=reply.text[:2000], tls=attempt.tls, outcome=state))
     if delivery.kind != DSN_KIND:
-        _count(session, delivery, state, attempt.dkim_signed, now)
+        _count(session, delivery, state, attempt.dkim_signed, route.startswith("relay:"), now)
     if state == BOUNCED:
         return Failure(delivery.recipient, delivery.destination, reply, attempt.mx_host)
     return None
 
 
-def _count(session: Session, delivery: Delivery, state: str, signed: bool, now: datetime) -> None:
+def _count(session: Session, delivery: Delivery, state: str, signed: bool, relayed: bool, now: datetime) -> None:
     delivered = state == DELIVERED
-    bump_daily(session, delivery.domain_id, forwarded=int(delivered), direct=int(delivered),
+    bump_daily(session, delivery.domain_id, forwarded=int(delivered), direct=int(delivered and not relayed),
+               relay=int(delivered and relayed),
                deferred=int(state == DEFERRED), bounced=int(state == BOUNCED),
                dkim_signed=int(delivered and signed), dkim_unsigned=int(delivered and not signed))
     if delivery.alias_id is not None and state in FINAL_DELIVERY_STATES:

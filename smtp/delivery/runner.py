@@ -145,10 +145,10 @@ def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Perio
     thread = threading.Thread(target=_reconcile_forever, args=(ctx, settings.RECONCILE_INTERVAL, stop, periodic),
                               name="reconciler", daemon=True)
     thread.start()
-    log(logger, logging.INFO, "worker starting", queue=settings.RQ_QUEUE, worker_id=ctx.worker_id)
-    if settings.SMTP_DELIVERY_MODE != "direct":
-        log(logger, logging.WARNING, "this worker delivers direct to MX hosts only; relays are not used yet",
-            mode=settings.SMTP_DELIVERY_MODE)
+    log(logger, logging.INFO, "worker starting", queue=settings.RQ_QUEUE, worker_id=ctx.worker_id,
+        mode=settings.SMTP_DELIVERY_MODE, relays=[r.name for r in ctx.relays.relays])
+    if settings.SMTP_DELIVERY_MODE == "smart" and not ctx.relays.relays:
+        log(logger, logging.WARNING, "smart mode without a relay delivers direct only: set SMTP_HOST or SMTP_RELAYS")
     try:
         # maintenance also re-takes the scheduler lock a crashed worker held: every minute, not every ten
         worker = DeliveryWorker([ctx.queue], connection=ctx.redis, maintenance_interval=60)

@@ -43,6 +43,7 @@ class TransactionResult:
     mx_host: str = ""
     tls: bool = False
     final: bool = False  # nothing more will be sent on this connection after this transaction
+    relay: str = ""  # the relay's name when a relay took it (RelayTransport)
 
 
 @dataclass
@@ -61,7 +62,7 @@ class SessionError(Exception):
         self.reply = reply
 
 
-def _reply(code: int, message: bytes | str) -> Reply:
+def smtp_reply(code: int, message: bytes | str) -> Reply:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     return Reply(code, " ".join(text.split()))
 
@@ -189,7 +190,7 @@ class DirectTransport:
         try:
             code, message = client.connect(address, self.port)
             if code != 220:
-                raise SessionError(_reply(code, message))
+                raise SessionError(smtp_reply(code, message))
             tls = self._hello(client, host)
             return _Session(client, host, tls)
         except SessionError:
@@ -197,7 +198,7 @@ class DirectTransport:
             raise
         except smtplib.SMTPResponseException as exc:
             self._abort(client)
-            raise SessionError(_reply(exc.smtp_code, exc.smtp_error)) from None
+            raise SessionError(smtp_reply(exc.smtp_code, exc.smtp_error)) from None
         except (OSError, smtplib.SMTPException, ValueError) as exc:
             self._abort(client)
             raise SessionError(Reply(None, f"{where}: {exc or type(exc).__name__}")) from None
@@ -207,7 +208,7 @@ class DirectTransport:
         if code != 250:
             code, message = client.helo()
             if code != 250:
-                raise SessionError(_reply(code, message))
+                raise SessionError(smtp_reply(code, message))
         if not client.has_extn("starttls"):
             if self.require_tls:
                 raise SessionError(Reply(None, f"4.7.10 {host.name} does not offer STARTTLS and TLS is required"))
@@ -224,7 +225,7 @@ class DirectTransport:
             tx = pending[0]
             session.transactions += 1
             try:
-                replies = self._transaction(session.client, tx)
+                replies = self.transaction(session.client, tx)
             except (OSError, smtplib.SMTPServerDisconnected) as exc:
                 pending.pop(0)
                 lost = Reply(None, f"4.4.2 connection to {session.host.name} lost: {exc or type(exc).__name__}")
@@ -235,7 +236,8 @@ class DirectTransport:
             yield TransactionResult(tx, replies, session.host.name, session.tls, final=not pending)
         return clean
 
-    def _transaction(self, client: smtplib.SMTP, tx: Transaction) -> dict[str, Reply]:
+    def transaction(self, client: smtplib.SMTP, tx: Transaction) -> dict[str, Reply]:
+        """MAIL, RCPT per recipient, DATA on an open session (also used by RelayTransport); per-recipient replies."""
         options = []
         if client.has_extn("size"):
             options.append(f"SIZE={len(tx.data)}")
@@ -252,11 +254,11 @@ class DirectTransport:
         code, message = client.docmd("MAIL", f"FROM:<{sender}>{''.join(' ' + o for o in options)}")
         if code != 250:
             self._reset(client)
-            return {r: _reply(code, message) for r in tx.recipients}
+            return {r: smtp_reply(code, message) for r in tx.recipients}
         replies: dict[str, Reply] = {}
         for recipient in tx.recipients:
             code, message = client.docmd("RCPT", f"TO:<{recipients[recipient]}>")
-            replies[recipient] = _reply(code, message)
+            replies[recipient] = smtp_reply(code, message)
         accepted = [r for r in tx.recipients if replies[r].code in (250, 251)]
         if not accepted:
             self._reset(client)
@@ -269,7 +271,7 @@ class DirectTransport:
             self._reset(client)
         client.sock.settimeout(self.timeout)
         for recipient in accepted:
-            replies[recipient] = _reply(code, message)
+            replies[recipient] = smtp_reply(code, message)
         return replies
 
     @staticmethod

@@ -16,6 +16,7 @@ DIRECT, RELAY, HYBRID = "direct", "relay", "hybrid"
 WEIGHT = 0.3            # how much the newest outcome moves the score
 EXPLORE = 0.1           # share of messages sent the other way, so a recovered route is noticed
 MIN_SAMPLES = 3         # outcomes needed on a route before its score is trusted
+MARGIN = 0.05           # direct (cheaper, no relay quota) wins unless the relay is clearly better
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ def choose(session: Session, destination_domain: str, rng: random.Random | None 
         return HYBRID
     direct = known.get(DIRECT, RouteScore(DIRECT, 1.0, 0, 0)).score
     relay = known.get(RELAY, RouteScore(RELAY, 1.0, 0, 0)).score
-    best, other = (DIRECT, RELAY) if direct >= relay else (RELAY, DIRECT)
+    # The score converges on, never reaches, 1.0: without a margin a recovered direct route would never
+    # overtake a relay that keeps succeeding.
+    best, other = (DIRECT, RELAY) if direct >= relay - MARGIN else (RELAY, DIRECT)
     return other if rng.random() < EXPLORE else best
 
 

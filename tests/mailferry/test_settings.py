@@ -51,6 +51,7 @@ def test_values_parse(name, raw, expected):
     ({"SMTP_DELIVERY_MODE": "hybrid"}, "SMTP_DELIVERY_MODE", "needs a relay"),
     ({"SMTP_RELAYS": "[{"}, "SMTP_RELAYS", "not valid JSON"),
     ({"SMTP_RELAYS": '[{"port": 25}]'}, "SMTP_RELAYS", '"host"'),
+    ({"SMTP_HOST": "a.test", "SMTP_RELAYS": '[{"host": "b.test", "name": "primary"}]'}, "SMTP_RELAYS", "unique"),
     ({"SMTP_TLS_CERT": "/nonexistent/cert.pem"}, "SMTP_TLS_CERT", "file not found"),
     ({"SMTP_FROM_POLICY": "maybe"}, "SMTP_FROM_POLICY", "keep or rewrite"),
     ({"SMTP_HOST": "relay.test", "SMTP_USE_SSL": "true"}, "SMTP_USE_SSL", "not both"),

@@ -135,3 +135,24 @@ def test_cache_stays_bounded(resolver, world, monkeypatch):
     for n in range(12):
         resolver.remember(f"n{n}@alias.test", refused)
     assert len(resolver._cache) <= 5
+
+
+@pytest.mark.parametrize("address", ["postmaster@alias.test", "POSTMASTER@Alias.Test", "abuse@alias.test",
+                                     "abuse+report@alias.test"])
+def test_role_addresses_without_an_alias_go_to_the_domain_owner(resolver, world, address):
+    route = resolver.resolve(address).route
+    assert route is not None and route.destinations == ("owner@example.org",)
+    assert (route.kind, route.domain_id, route.alias_id, route.recipient) == (FORWARD, world.domain_id, None, address)
+
+
+def test_role_address_prefers_an_alias_and_a_catch_all(resolver, world, db):
+    assert resolver.resolve("postmaster@catchall.test").route.alias_id == world.aliases["*"]
+    with db.session() as s:
+        s.add(Alias(domain_id=world.domain_id, local_part="postmaster", destinations=["pm@dest.test"]))
+    assert resolver.resolve("postmaster@alias.test").route.destinations == ("pm@dest.test",)
+
+
+def test_role_addresses_of_unverified_or_foreign_domains_are_refused(resolver, world):
+    assert resolver.resolve("postmaster@unverified.test").reply == replies.RELAY_DENIED
+    assert resolver.resolve("postmaster@elsewhere.test").reply == replies.RELAY_DENIED
+    assert resolver.resolve("webmaster@alias.test").reply == replies.UNKNOWN_RECIPIENT

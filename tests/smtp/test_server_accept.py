@@ -104,3 +104,12 @@ def test_duplicate_recipient_is_delivered_once(server, db):
         message = s.get(Message, message_id)
         assert message.rcpt_tos == ["john@alias.test"]
         assert len(message.deliveries) == 1
+
+
+def test_postmaster_of_a_hosted_domain_reaches_its_owner(server, world, db):
+    code, text = send(server, "reporter@example.org", ["postmaster@alias.test"])
+    assert code == 250
+    message_id = QUEUED_REPLY.match(text).group(1).decode()
+    with db.session() as s:
+        delivery = s.scalars(select(Delivery).where(Delivery.message_id == message_id)).one()
+        assert (delivery.destination, delivery.kind, delivery.alias_id) == ("owner@example.org", FORWARD, None)

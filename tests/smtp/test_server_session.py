@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import func, select
 
@@ -288,3 +290,20 @@ def test_shutdown_tells_open_sessions_421(world, settings, db):
     finally:
         client.close()
         thread.stop()
+
+
+def test_sessions_per_client_address_are_limited(world, start_server, raw_client):
+    address = start_server(SMTP_MAX_CONNECTIONS_PER_IP=2)
+    first, second = raw_client(address), raw_client(address)
+    assert first.greeting.startswith("220 ") and second.greeting.startswith("220 ")
+    third = raw_client(address)
+    assert third.greeting == "421 4.7.0 mx.mailferry.test Too many connections from your address, try again later"
+    assert third.closed()
+    assert first.cmd("QUIT") == "221 2.0.0 Bye" and first.closed()
+    for _ in range(50):  # the server sees the QUIT's close on its own loop
+        fourth = raw_client(address)
+        if fourth.greeting.startswith("220 "):
+            break
+        time.sleep(0.05)
+    assert fourth.greeting.startswith("220 ") and fourth.cmd("NOOP").startswith("250")
+    assert second.cmd("NOOP").startswith("250")

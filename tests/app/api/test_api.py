@@ -36,6 +36,18 @@ def test_domains_round_trip(owner_api, db):
     _error(owner_api("GET", f"/domains/{created['id']}"), 404, "not_found")
 
 
+def test_domain_option_rewrite_from_for_dmarc_reject(owner_api, owner_domain, db):
+    assert owner_api("GET", f"/domains/{owner_domain}", status=200).get_json()["domain"][
+        "rewrite_from_for_dmarc_reject"] is False
+    body = owner_api("PATCH", f"/domains/{owner_domain}", {"rewrite_from_for_dmarc_reject": True}, 200).get_json()
+    assert body["domain"]["rewrite_from_for_dmarc_reject"] is True
+    with db.session() as s:
+        assert s.get(Domain, owner_domain).rewrite_from_for_dmarc_reject
+    error = _error(owner_api("PATCH", f"/domains/{owner_domain}", {"rewrite_from_for_dmarc_reject": "yes"}), 400,
+                   "invalid")
+    assert error["field"] == "rewrite_from_for_dmarc_reject"
+
+
 def test_validation_errors_name_the_field(owner_api):
     assert _error(owner_api("POST", "/domains", {"name": "not a domain"}), 400, "invalid")["field"] == "name"
     assert _error(owner_api("POST", "/domains", {}), 400, "invalid")["field"] == "name"
@@ -102,6 +114,8 @@ def test_messages_and_stats(owner_api, owner_domain, db):
     _error(owner_api("POST", "/messages/MSG0000000000001/retry"), 400, "invalid")
     stats = owner_api("GET", f"/domains/{owner_domain}/stats", status=200).get_json()
     assert len(stats["days"]) == 30 and stats["queue"]["total"] == 0 and stats["mx_cache"] is None
+    assert stats["delivery"] is None  # system-wide figures: admins only
+    assert owner_api("GET", "/stats", status=200).get_json()["delivery"] is None
     assert len(owner_api("GET", "/stats", status=200).get_json()["days"]) == 30
 
 
@@ -117,7 +131,9 @@ def test_failed_queue_is_admin_only(owner_api, admin_api, owner_domain, db):
     requeued = admin_api("POST", "/admin/failed/MSG0000000000001/requeue", status=200).get_json()
     assert requeued["reopened"] == [delivery.id] and requeued["enqueued"] is True
     _error(admin_api("POST", "/admin/failed/NOSUCHMESSAGE/requeue"), 404, "not_found")
-    assert admin_api("GET", "/stats", status=200).get_json()["mx_cache"] is not None
+    overall = admin_api("GET", "/stats", status=200).get_json()
+    assert overall["mx_cache"] is not None
+    assert overall["delivery"]["mode"] == "direct" and overall["delivery"]["days"] == 30
 
 
 def test_another_owner_gets_404_for_every_id_of_mine(owner, other_api, owner_domain, db, app_settings):
@@ -128,7 +144,8 @@ def test_another_owner_gets_404_for_every_id_of_mine(owner, other_api, owner_dom
     seed_message(db, "MSG0000000000001", owner_domain, "mine@owned.test", ("x@gmail.test",))
     d, k, a, m = owner_domain, key.id, alias.id, "MSG0000000000001"
     for method, path, body in [
-        ("GET", f"/domains/{d}", None), ("DELETE", f"/domains/{d}", None), ("GET", f"/domains/{d}/records", None),
+        ("GET", f"/domains/{d}", None), ("DELETE", f"/domains/{d}", None),
+        ("PATCH", f"/domains/{d}", {"rewrite_from_for_dmarc_reject": True}), ("GET", f"/domains/{d}/records", None),
         ("GET", f"/domains/{d}/verification", None), ("POST", f"/domains/{d}/verify", None),
         ("GET", f"/domains/{d}/dkim", None), ("POST", f"/domains/{d}/dkim", None),
         ("POST", f"/domains/{d}/dkim/{k}/activate", None), ("GET", f"/domains/{d}/aliases", None),
@@ -142,6 +159,7 @@ def test_another_owner_gets_404_for_every_id_of_mine(owner, other_api, owner_dom
     with db.session() as s:
         domain = s.get(Domain, owner_domain)
         assert domain is not None and len(domain.aliases) == 1 and domain.aliases[0].enabled
+        assert not domain.rewrite_from_for_dmarc_reject
 
 
 def test_admin_sees_other_owners_domains(admin_api, owner_domain):

@@ -108,12 +108,14 @@ def test_another_owner_gets_404_for_my_domain_and_keys(other_browser, owner_doma
         key = generate_key(s, s.get(Domain, owner_domain), app_settings.SECRET_KEY)
     assert other_browser.get(f"/domains/{owner_domain}").status_code == 404
     for url in (f"/domains/{owner_domain}/verify", f"/domains/{owner_domain}/dkim",
-                f"/domains/{owner_domain}/dkim/{key.id}/activate", f"/domains/{owner_domain}/delete"):
+                f"/domains/{owner_domain}/dkim/{key.id}/activate", f"/domains/{owner_domain}/options",
+                f"/domains/{owner_domain}/delete"):
         assert other_browser.post(url, {"algorithm": "rsa"}, csrf_page="/").status_code == 404, url
     assert "owned.test" not in other_browser.get("/").get_data(as_text=True)
     with db.session() as s:
         assert s.get(Domain, owner_domain) is not None
         assert len(s.get(Domain, owner_domain).dkim_keys) == 1
+        assert not s.get(Domain, owner_domain).rewrite_from_for_dmarc_reject
 
 
 def test_a_key_id_of_another_domain_is_404_even_for_my_domain(owner_browser, owner_domain, other_owner, db, app_settings):
@@ -175,3 +177,20 @@ def test_admin_adds_a_domain_for_an_owner_and_owners_cannot(admin_browser, owner
         assert s.query(Domain).filter_by(name="sneaky.test").one().owner.email == "owner@people.test"
     response = admin_browser.post("/domains", {"name": "x.test", "owner": "nobody@people.test"}, csrf_page="/")
     assert response.status_code == 400 and 'id="owner-error"' in response.get_data(as_text=True)
+
+
+def test_the_dmarc_reject_rewrite_is_off_by_default_and_toggled_on_the_domain_page(owner_browser, owner_domain, db):
+    html = owner_browser.get(f"/domains/{owner_domain}").get_data(as_text=True)
+    assert 'id="options"' in html and "p=reject" in html
+    assert re.search(r'<input[^>]*id="rewrite_from_for_dmarc_reject"(?![^>]*checked)', html)
+    response = owner_browser.post(f"/domains/{owner_domain}/options", {"rewrite_from_for_dmarc_reject": "y"},
+                                  csrf_page="/")
+    assert response.status_code == 302
+    with db.session() as s:
+        assert s.get(Domain, owner_domain).rewrite_from_for_dmarc_reject
+    html = owner_browser.get(f"/domains/{owner_domain}").get_data(as_text=True)
+    assert re.search(r'<input[^>]*checked[^>]*id="rewrite_from_for_dmarc_reject"|'
+                     r'<input[^>]*id="rewrite_from_for_dmarc_reject"[^>]*checked', html)
+    owner_browser.post(f"/domains/{owner_domain}/options", {}, csrf_page="/")
+    with db.session() as s:
+        assert not s.get(Domain, owner_domain).rewrite_from_for_dmarc_reject

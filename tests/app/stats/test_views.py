@@ -60,6 +60,11 @@ def test_admin_overall_stats_use_the_all_domains_row_and_show_the_mx_cache(admin
     html = admin_browser.get("/stats").get_data(as_text=True)
     assert re.search(r'id="total-forwarded">50<', html) and re.search(r'id="total-received">1<', html)
     assert "75%" in html and "MX cache hits (3 / 4)" in html
+    assert 'id="delivery"' in html and "Delivery · mode direct" in html and "MX: 1 lookups, 3 cache hits" in html
+
+
+def test_owners_do_not_see_the_system_wide_delivery_figures(owner_browser, owner_domain):
+    assert 'id="delivery"' not in owner_browser.get("/stats").get_data(as_text=True)
 
 
 def test_queue_depth_counts_open_deliveries(owner_browser, owner_domain, db):

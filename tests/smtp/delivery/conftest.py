@@ -18,6 +18,7 @@ from smtp.delivery import context
 from smtp.delivery.dsn import new_message_id
 from smtp.routes import FORWARD, Route, build_message
 from tests.conftest import make_settings
+from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import Sink
 from tests.support.net import free_port
 
@@ -50,8 +51,8 @@ class Internet:
         self.port = free_port()
         self.sinks: list[Sink] = []
 
-    def sink(self, ip: str, tls_context=None, smtputf8: bool = False) -> Sink:
-        sink = Sink(ip, self.port, tls_context, smtputf8).start()
+    def sink(self, ip: str, tls_context=None, smtputf8: bool = False, handler=None) -> Sink:
+        sink = Sink(ip, self.port, tls_context, smtputf8, handler).start()
         self.sinks.append(sink)
         return sink
 
@@ -82,6 +83,7 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
         "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
         "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "MAX_QUEUE_LIFETIME": "1h",
         "DELIVERY_LEASE": "60s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "DEBUG",
+        "DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE": "100000",
     }
 
 
@@ -93,6 +95,37 @@ def dsettings(env):
 @pytest.fixture
 def ctx(dsettings):
     yield context.configure(dsettings)
+    context.reset()
+
+
+@pytest.fixture
+def relay_ca(tmp_path) -> RelayCA:
+    return RelayCA(str(tmp_path))
+
+
+@pytest.fixture
+def relay_server(relay_ca):
+    """start(ip, mode="starttls"|"ssl", mechanisms=(...), port=None) -> a running loopback relay."""
+    started: list[RelayServer] = []
+
+    def start(ip: str, mode: str = "starttls", port: int | None = None, **kwargs) -> RelayServer:
+        server = RelayServer(relay_ca, ip, port or free_port(ip), mode=mode, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def configure(env, relay_ca):
+    """configure(**settings) -> the in-process delivery context with those settings over `env`."""
+
+    def build(**overrides) -> context.Context:
+        return context.configure(make_settings(**{**env, "SMTP_RELAY_CA_FILE": relay_ca.ca_file, **overrides}))
+
+    yield build
     context.reset()
 
 

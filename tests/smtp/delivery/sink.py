@@ -56,10 +56,11 @@ class SinkHandler:
 
 
 class Sink:
-    def __init__(self, host: str, port: int, tls_context: ssl.SSLContext | None = None, smtputf8: bool = False):
+    def __init__(self, host: str, port: int, tls_context: ssl.SSLContext | None = None, smtputf8: bool = False,
+                 handler: SinkHandler | None = None):
         self.host = host
         self.port = port
-        self.handler = SinkHandler()
+        self.handler = handler or SinkHandler()
         kwargs = {"tls_context": tls_context} if tls_context else {}
         kwargs["enable_SMTPUTF8"] = smtputf8
         self.controller = Controller(self.handler, hostname=host, port=port, server_hostname=f"sink-{host}",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.services.spf import SpfEvaluator
 from mailferry.resolver import make_resolver
+from mailferry.spf import SpfEvaluator
 from tests.conftest import make_settings
 
 

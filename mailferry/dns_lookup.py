@@ -1,4 +1,4 @@
-"""Small DNS queries for verification: empty on NXDOMAIN/no data, DnsTemporaryError on timeout or SERVFAIL."""
+"""Small DNS queries (verification, SPF, authentication results): empty on NXDOMAIN/no data, DnsTemporaryError on timeout or SERVFAIL."""
 
 from __future__ import annotations
 

@@ -1,0 +1,157 @@
+"""What goes on the wire for one transaction: the envelope sender and the message, by sender policy.
+
+- direct, or a relay with from_policy `keep`: SRS envelope under the alias domain, headers untouched;
+- a relay with from_policy `rewrite`: envelope = the relay account, From: "Name via alias" <account>,
+  Reply-To: the original sender, X-Original-From: the original From (smtp/from_rewrite.py);
+- per alias domain (Domain.rewrite_from_for_dmarc_reject, off by default): the same From rewrite, to the
+  alias address, for senders whose DMARC policy is p=reject, since a forward they did not sign fails it.
+
+Our Received header and DKIM signature are added after any rewrite, so the signature covers the new From.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import getaddresses
+
+import srslib
+from sqlalchemy import select
+
+from mailferry.db import Database
+from mailferry.models import Domain
+from smtp.from_rewrite import field_name, field_value, rewrite_from, split_message
+from smtp.routes import FORWARD, domain_of
+from smtp.routing.dmarc import DmarcPolicies
+from smtp.srs import Srs
+
+from .arc import Sealer, arc_set
+from .authentication import AuthResults
+from .dsn import DSN_KIND, OriginalMessage
+from .keys import KeyCache
+from .record import Target
+from .relay import Relay
+from .transform import Outbound, crlf_only, forward, loop_header, received_header
+from .transport import Transaction
+
+FLAG_CACHE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The message as one delivery pass sees it, detached from the session that loaded it."""
+
+    id: str
+    mail_from: str
+    raw: bytes
+    received_at: datetime
+    helo: str
+    peer: str
+    used_tls: bool
+    targets: tuple[Target, ...]
+
+    @property
+    def original(self) -> OriginalMessage:
+        return OriginalMessage(self.id, self.mail_from, self.raw, self.received_at)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Destinations of one domain sharing one envelope and signature: same kind and alias domain."""
+
+    kind: str
+    alias_domain: str
+    members: tuple[Target, ...]
+
+
+class DomainFlags:
+    """Which alias domains asked for the DMARC p=reject rewrite, read at most once a minute per process."""
+
+    def __init__(self, db: Database, ttl: float = FLAG_CACHE_SECONDS):
+        self.db, self.ttl = db, ttl
+        self._at, self._ids = 0.0, frozenset()
+
+    def rewrites_for_dmarc(self, domain_id: int | None) -> bool:
+        if domain_id is None:
+            return False
+        if time.monotonic() - self._at > self.ttl:
+            with self.db.session() as s:
+                self._ids = frozenset(s.scalars(select(Domain.id).where(Domain.rewrite_from_for_dmarc_reject)))
+            self._at = time.monotonic()
+        return domain_id in self._ids
+
+
+@dataclass
+class Senders:
+    hostname: str
+    srs: Srs
+    keys: KeyCache
+    flags: DomainFlags
+    dmarc: DmarcPolicies
+    sealer: Sealer | None = None  # SMTP_ENABLE_ARC
+
+    def transaction(self, snap: Snapshot, unit: Unit, relay: Relay | None) -> Transaction:
+        out = self.outbound(snap, unit, relay)
+        return Transaction(out.envelope_from, [m.destination for m in unit.members], out.data,
+                           tag=(list(unit.members), out.dkim_signed))
+
+    def outbound(self, snap: Snapshot, unit: Unit, relay: Relay | None) -> Outbound:
+        if unit.kind == DSN_KIND:  # our own bounce: null sender, nothing to add
+            return Outbound("", crlf_only(snap.raw), False)
+        members = unit.members
+        received = received_header(
+            helo=snap.helo, peer=snap.peer, hostname=self.hostname, message_id=snap.id, used_tls=snap.used_tls,
+            received_at=snap.received_at, recipient=members[0].recipient if len(members) == 1 else None,
+        )
+        raw, envelope = snap.raw, self._srs(snap.mail_from, unit.alias_domain)
+        if unit.kind == FORWARD:
+            received += b"".join(loop_header(a) for a in dict.fromkeys(m.recipient.lower() for m in members))
+            alias = members[0].recipient
+            if relay is not None and relay.from_policy == "rewrite":
+                account = relay.user if "@" in relay.user else alias
+                raw, _ = rewrite_from(crlf_only(raw), account=account, alias_address=alias)
+                envelope = account
+            elif self._dmarc_rewrite(raw, members[0].domain_id):
+                raw, _ = rewrite_from(crlf_only(raw), account=alias, alias_address=alias)
+        key = self.keys.get(unit.alias_domain)
+        results = self._results(snap)
+        if results is None:
+            return forward(raw, envelope_from=envelope, received=received, key=key)
+        out = forward(raw, envelope_from=envelope, received=results.header() + received, key=key)
+        if not out.dkim_signed:  # the seal needs the alias domain's key, as the signature does
+            return out
+        return Outbound(out.envelope_from, arc_set(out.data, key, results, snap.id) + out.data, True)
+
+    def _results(self, snap: Snapshot) -> AuthResults | None:
+        if self.sealer is None:
+            return None
+        return self.sealer.results(snap.id, snap.raw, mail_from=snap.mail_from, peer_ip=snap.peer, helo=snap.helo)
+
+    def _srs(self, mail_from: str, alias_domain: str) -> str:
+        try:
+            return self.srs.forward(mail_from, alias_domain)
+        except (srslib.Error, ValueError):  # a sender SRS cannot wrap: pass it through unchanged
+            return mail_from
+
+    def _dmarc_rewrite(self, raw: bytes, domain_id: int | None) -> bool:
+        if not self.flags.rewrites_for_dmarc(domain_id):
+            return False
+        domain = from_domain(raw)
+        return bool(domain) and self.dmarc.policy(domain) == "reject"
+
+
+def from_domain(raw: bytes) -> str:
+    """The domain of the first From: address (what DMARC aligns against)."""
+    fields, _ = split_message(raw)
+    value = next((field_value(f) for f in fields if field_name(f) == "from"), "")
+    addresses = [a for _, a in getaddresses([value]) if "@" in a]
+    return domain_of(addresses[0]) if addresses else ""
+
+
+def units(targets: list[Target]) -> list[Unit]:
+    """One unit per (kind, alias domain): each has its own SRS envelope and DKIM signature."""
+    groups: dict[tuple[str, str], list[Target]] = {}
+    for target in targets:
+        groups.setdefault((target.kind, domain_of(target.recipient)), []).append(target)
+    return [Unit(kind, alias_domain, tuple(members)) for (kind, alias_domain), members in groups.items()]

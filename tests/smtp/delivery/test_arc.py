@@ -1,0 +1,189 @@
+"""Authentication-Results and the ARC set, checked the way a receiver does: dkimpy against the loopback DNS."""
+
+from __future__ import annotations
+
+import base64
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
+
+from mailferry.crypto import decrypt
+from mailferry.dkim_keys import SigningKey
+from mailferry.dns_lookup import txt_records
+from mailferry.models import DkimKey
+from mailferry.resolver import make_resolver
+from smtp.delivery import context
+from smtp.delivery.arc import arc_set, claims_our_results
+from smtp.delivery.authentication import Authenticator
+from smtp.delivery.job import run
+from smtp.delivery.signing import dkim_signature
+from tests.conftest import make_settings
+from tests.smtp.delivery.conftest import ORIGINAL
+from tests.smtp.delivery.helpers import dkim_verifies
+
+HOST = "mx.mailferry.test"
+MESSAGE = (b"From: Alice <alice@sender.test>\r\nTo: hello@alias.test\r\nSubject: hi\r\n"
+           b"Date: Mon, 23 Nov 2026 09:00:00 +0000\r\nMessage-ID: <a1@sender.test>\r\n\r\nHello.\r\n")
+
+
+def new_key(domain: str, selector: str = "s1") -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return SigningKey(domain=domain, selector=selector, algorithm="rsa", private_pem=pem)
+
+
+def publish(dns_server, key: SigningKey) -> None:
+    private = serialization.load_pem_private_key(key.private_pem, password=None)
+    der = private.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    dns_server.set(f"{key.selector}._domainkey.{key.domain}", "TXT",
+                   f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}")
+
+
+class Dns:
+    """dkimpy's dnsfunc for the receiver side of the test: the same loopback DNS server."""
+
+    def __init__(self, resolver):
+        self.resolver = resolver
+
+    def __call__(self, name: bytes, timeout: float = 5) -> bytes:
+        texts = txt_records(self.resolver, name.decode())
+        return texts[0].encode() if texts else b""
+
+
+@pytest.fixture
+def resolver(dns_server):
+    return make_resolver(make_settings(DNS_NAMESERVERS=dns_server.nameservers, DNS_TIMEOUT=1))
+
+
+@pytest.fixture
+def sender(dns_server):
+    """sender.test: SPF for 127.0.0.7, DMARC p=reject, a published DKIM key."""
+    key = new_key("sender.test", "snd")
+    publish(dns_server, key)
+    dns_server.set("sender.test", "TXT", "v=spf1 ip4:127.0.0.7 -all")
+    dns_server.set("_dmarc.sender.test", "TXT", "v=DMARC1; p=reject")
+    return key
+
+
+def test_results_for_an_authenticated_sender(resolver, sender):
+    signed = dkim_signature(MESSAGE, sender) + MESSAGE
+    results = Authenticator(resolver, HOST).check(signed, mail_from="alice@sender.test", peer_ip="127.0.0.7",
+                                                  helo="mail.sender.test")
+    assert [(r.method, r.result) for r in results.results] == [("spf", "pass"), ("dkim", "pass"), ("dmarc", "pass")]
+    assert results.header() == (
+        b"Authentication-Results: mx.mailferry.test;\r\n\tspf=pass smtp.mailfrom=alice@sender.test;\r\n"
+        b"\tdkim=pass header.d=sender.test header.s=snd;\r\n\tdmarc=pass header.from=sender.test\r\n")
+
+
+def test_results_for_a_spoofed_sender(resolver, sender):
+    results = Authenticator(resolver, HOST).check(MESSAGE, mail_from="alice@sender.test", peer_ip="127.0.0.9",
+                                                  helo="spoofer.test")
+    assert [(r.method, r.result) for r in results.results] == [("spf", "fail"), ("dkim", "none"), ("dmarc", "fail")]
+
+
+def test_a_broken_signature_fails_and_dmarc_without_a_record_is_none(resolver, sender, dns_server):
+    tampered = (dkim_signature(MESSAGE, sender) + MESSAGE).replace(b"Hello.", b"Hello!")
+    dns_server.remove("_dmarc.sender.test")
+    results = Authenticator(resolver, HOST).check(tampered, mail_from="", peer_ip="127.0.0.7", helo="sender.test")
+    assert [(r.method, r.result) for r in results.results] == [("spf", "pass"), ("dkim", "fail"), ("dmarc", "none")]
+    assert b"smtp.helo=sender.test" in results.header()
+
+
+def test_arc_set_verifies_and_carries_our_results(resolver, sender, dns_server):
+    ours = new_key("alias.test")
+    publish(dns_server, ours)
+    original = dkim_signature(MESSAGE, sender) + MESSAGE
+    results = Authenticator(resolver, HOST).check(original, mail_from="alice@sender.test", peer_ip="127.0.0.7",
+                                                  helo="mail.sender.test")
+    data = results.header() + b"Received: from mail.sender.test by mx.mailferry.test; Mon, 23 Nov 2026\r\n" + original
+    data = dkim_signature(data, ours) + data
+    sealed = arc_set(data, ours, results) + data
+    cv, sets, reason = dkim.arc_verify(sealed, dnsfunc=Dns(resolver))
+    assert cv == dkim.CV_Pass, reason
+    aar = [v for k, v in dkim.rfc822_parse(sealed)[0] if k == b"ARC-Authentication-Results"][0]
+    assert b"i=1;" in aar and b"dkim=pass header.d=sender.test" in aar and b"spf=pass" in aar
+    assert sealed.endswith(original)  # the sender's message is untouched
+    assert dkim.verify(sealed, dnsfunc=Dns(resolver))  # our DKIM signature still verifies under the seal
+
+
+def test_a_second_hop_extends_an_existing_chain(resolver, sender, dns_server):
+    first_hop, ours = new_key("first.test"), new_key("alias.test")
+    publish(dns_server, first_hop)
+    publish(dns_server, ours)
+    signed = dkim_signature(MESSAGE, sender) + MESSAGE
+    first_results = Authenticator(resolver, "mx.first.test").check(
+        signed, mail_from="alice@sender.test", peer_ip="127.0.0.7", helo="mail.sender.test")
+    hop1 = first_results.header() + signed
+    hop1 = arc_set(hop1, first_hop, first_results) + hop1
+    results = Authenticator(resolver, HOST).check(hop1, mail_from="srs0=x@first.test", peer_ip="127.0.0.8",
+                                                  helo="mx.first.test")
+    assert results.result("arc") == "pass"
+    data = results.header() + hop1
+    sealed = arc_set(data, ours, results) + data
+    cv, sets, reason = dkim.arc_verify(sealed, dnsfunc=Dns(resolver))
+    assert cv == dkim.CV_Pass and len(sets) == 2, reason
+
+
+def test_an_ed25519_key_does_not_seal(resolver, sender):
+    results = Authenticator(resolver, HOST).check(MESSAGE, mail_from="alice@sender.test", peer_ip="127.0.0.7",
+                                                  helo="x")
+    key = SigningKey("alias.test", "ed", "ed25519", b"unused")
+    assert arc_set(results.header() + MESSAGE, key, results) == b""
+
+
+def test_results_claimed_in_our_name_are_recognised():
+    forged = b"Authentication-Results: MX.mailferry.test; spf=pass\r\n" + MESSAGE
+    assert claims_our_results(forged, HOST)
+    assert not claims_our_results(b"Authentication-Results: mx.other.test; spf=pass\r\n" + MESSAGE, HOST)
+
+
+@pytest.fixture
+def arc_ctx(env):
+    yield context.configure(make_settings(**env, SMTP_ENABLE_ARC="true"))
+    context.reset()
+
+
+def test_a_forward_carries_a_verifiable_arc_set_when_enabled(arc_ctx, world, internet, db):
+    sender_domain = world.domain("sender.test")
+    with db.session() as s:
+        key = s.scalar(select(DkimKey).where(DkimKey.domain_id == sender_domain))
+        pem = decrypt(arc_ctx.settings.SECRET_KEY, key.private_key_enc)
+    original = dkim.sign(ORIGINAL, key.selector.encode(), b"sender.test", pem) + ORIGINAL
+    internet.dns.set("sender.test", "TXT", "v=spf1 ip4:198.51.100.0/24 -all")  # the seeded peer
+    internet.dns.set("_dmarc.sender.test", "TXT", "v=DMARC1; p=reject")
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+
+    run(arc_ctx, world.seed([route], raw=original))
+
+    [got] = sink.messages
+    assert got.data.endswith(original)
+    cv, _, reason = dkim.arc_verify(got.data, dnsfunc=Dns(make_resolver(arc_ctx.settings)))
+    assert cv == dkim.CV_Pass, reason
+    headers = dkim.rfc822_parse(got.data)[0]
+    assert [k for k, _ in headers[:3]] == [b"ARC-Seal", b"ARC-Message-Signature", b"ARC-Authentication-Results"]
+    aar = headers[2][1]
+    for result in (b"spf=pass smtp.mailfrom=alice@sender.test", b"dkim=pass header.d=sender.test",
+                   b"dmarc=pass header.from=sender.test"):
+        assert result in aar, aar
+    assert dkim_verifies(got.data, arc_ctx.settings, idx=0)  # ours, d=alias.test
+    assert dkim_verifies(got.data, arc_ctx.settings, idx=1)  # the sender's
+
+
+def test_forged_results_in_our_name_are_not_sealed(arc_ctx, world, internet, db):
+    forged = b"Authentication-Results: mx.mailferry.test; spf=pass smtp.mailfrom=alice@sender.test\r\n" + ORIGINAL
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+
+    run(arc_ctx, world.seed([route], raw=forged))
+
+    [got] = sink.messages
+    assert got.data.startswith(b"DKIM-Signature: ") and b"ARC-Seal" not in got.data
+    assert got.data.endswith(forged)
