@@ -103,6 +103,7 @@ def reset() -> None:
     global _current
     if _current is not None:
         _current.relays.close()
+        _current.transport.close()  # QUIT the parked direct connections
         _current.db.dispose()
         _current.redis.close()
     _current = None

@@ -3,8 +3,9 @@
 The cache and its counters live in Redis so every worker process and host shares them; when Redis is
 unreachable lookups still work, uncached. In front of Redis each process keeps the answers it read for
 at most LOCAL_TTL seconds (never past their Redis expiry), and adds up its cache hits, writing them to
-the shared counter every HITS_FLUSH_EVERY seconds or HITS_FLUSH_COUNT hits: a delivery costs no Redis
-round trip for its MX.
+the shared counter at most every HITS_FLUSH_EVERY seconds (at once after a quiet spell) or every
+HITS_FLUSH_COUNT hits, and from the worker's reconciler thread: a delivery costs no Redis round trip
+for its MX.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 
@@ -75,7 +77,8 @@ class MxResolver:
         self.max_ttl = max_ttl
         self._local: dict[str, tuple[float, _Answer]] = {}  # domain -> (monotonic expiry, answer)
         self._hits = 0  # cache hits not yet added to the shared counter
-        self._hits_flushed_at = time.monotonic()
+        self._hits_flushed_at = float("-inf")  # the first hit after a quiet spell is counted at once
+        self._hits_lock = threading.Lock()  # the worker's reconciler thread flushes too
 
     def lookup(self, domain: str) -> list[MxHost]:
         """Hosts to try in order; raises MxError when there are none."""
@@ -96,19 +99,22 @@ class MxResolver:
 
     def flush_hits(self) -> None:
         """Add this process's pending cache hits to the shared counter (kept for later when Redis is down)."""
-        if self.redis is None or not self._hits:
-            return
-        try:
-            self.redis.incrby(HITS_KEY, self._hits)
-        except RedisError:
-            return
-        self._hits, self._hits_flushed_at = 0, time.monotonic()
+        with self._hits_lock:
+            if self.redis is None or not self._hits:
+                return
+            try:
+                self.redis.incrby(HITS_KEY, self._hits)
+            except RedisError:
+                return
+            self._hits, self._hits_flushed_at = 0, time.monotonic()
 
     # ---- cache ----
 
     def _hit(self) -> None:
-        self._hits += 1
-        if self._hits >= HITS_FLUSH_COUNT or time.monotonic() - self._hits_flushed_at >= HITS_FLUSH_EVERY:
+        with self._hits_lock:
+            self._hits += 1
+            due = self._hits >= HITS_FLUSH_COUNT or time.monotonic() - self._hits_flushed_at >= HITS_FLUSH_EVERY
+        if due:
             self.flush_hits()
 
     def _cached(self, domain: str) -> _Answer | None:

@@ -134,6 +134,7 @@ def _reconcile_forever(ctx: context.Context, interval: int, stop: threading.Even
     while not stop.wait(interval):
         reconcile_once(ctx)
         run_periodic(ctx, tasks)
+        ctx.mx.flush_hits()  # MX cache hits counted since the last flush, if the worker went quiet
 
 
 def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Periodic] = ()) -> None:
