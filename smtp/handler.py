@@ -11,7 +11,7 @@ from mailferry.settings import Settings
 
 from . import replies
 from .content import check_content, loop_markers
-from .recipients import RecipientResolver, is_mailbox
+from .recipients import RecipientResolver, Resolution, is_mailbox
 from .routes import FORWARD, Route
 from .spool import Incoming, Spooler, SpoolError, new_message_id
 
@@ -42,6 +42,7 @@ class InboundHandler:
         self.resolver = resolver
         self.spooler = spooler
         self.lookups = lookups
+        self._lookups_running: dict[str, asyncio.Future] = {}  # cache key -> the lookup in the thread pool
 
     async def handle_EHLO(self, server, session, envelope, hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
@@ -61,15 +62,9 @@ class InboundHandler:
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
-        resolution = self.resolver.cached(address)
+        resolution = await self._resolve(address, session)
         if resolution is None:
-            try:
-                loop = asyncio.get_running_loop()
-                resolution = await loop.run_in_executor(self.lookups, self.resolver.resolve, address)
-            except Exception:
-                logger.error("recipient lookup failed", exc_info=True, extra={"peer": peer_host(session)})
-                return replies.TEMPORARY_FAILURE
-            self.resolver.remember(address, resolution)
+            return replies.TEMPORARY_FAILURE
         if not resolution.accepted:
             log(logger, logging.INFO, "recipient refused", peer=peer_host(session), rcpt=address,
                 reply=resolution.reply)
@@ -82,6 +77,33 @@ class InboundHandler:
             envelope.rcpt_tos.append(address)
             envelope.routes.append(resolution.route)
         return resolution.reply
+
+    async def _resolve(self, address: str, session) -> Resolution | None:
+        """The cached resolution, or one lookup in the thread pool; sessions asking for an address whose
+        lookup is already running wait for that one (a burst of connections to a new alias makes one
+        query, not one each). None when the lookup failed."""
+        resolution = self.resolver.cached(address)
+        if resolution is not None:
+            return resolution
+        key = self.resolver.cache_key(address)
+        running = self._lookups_running.get(key)
+        if running is not None:
+            await asyncio.wait([running])
+            resolution = self.resolver.cached(address)
+            if resolution is not None:
+                return resolution
+        lookup = asyncio.get_running_loop().run_in_executor(self.lookups, self.resolver.resolve, address)
+        self._lookups_running.setdefault(key, lookup)
+        try:
+            resolution = await lookup
+        except Exception:
+            logger.error("recipient lookup failed", exc_info=True, extra={"peer": peer_host(session)})
+            return None
+        finally:
+            if self._lookups_running.get(key) is lookup:
+                del self._lookups_running[key]
+        self.resolver.remember(address, resolution)
+        return resolution
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message_id = new_message_id()

@@ -72,3 +72,21 @@ def test_every_message_of_a_busy_batch_gets_its_enqueued_at_stamp(server, db):
                             .where(Message.id.in_(ids), Message.enqueued_at.is_not(None))) == len(ids)
 
     wait_for(stamped, what="enqueued_at on every message")
+
+
+def test_a_burst_of_sessions_to_a_new_alias_makes_one_lookup(server, db, monkeypatch):
+    from smtp.recipients import RecipientResolver
+
+    calls: list[str] = []
+    real_resolve = RecipientResolver.resolve
+
+    def slow_resolve(self, address):
+        calls.append(address)
+        time.sleep(0.2)  # every session's RCPT arrives while the first lookup runs
+        return real_resolve(self, address)
+
+    monkeypatch.setattr(RecipientResolver, "resolve", slow_resolve)
+    seen = _send_concurrently(server, db, SESSIONS)
+
+    assert all(code == 250 for code, _, _ in seen)
+    assert len(calls) == 1
