@@ -129,7 +129,7 @@ def table(result: dict) -> str:
             out.append(f"RSS after {run['path']} {_size(run['size'])}: " + ", ".join(parts))
     if result["targets"]:
         out += ["", "targets (issue 6):"]
-        out += [f"  [{'met' if c['met'] else 'MISS'}] {c['run']}: {c['target']} = {_fmt(c['value'], 1)} (goal {c['goal']})"
+        out += [f"  [{'met' if c['met'] else 'MISS'}] {c['run']}: {c['target']} = {_fmt(c['value'], 3 if isinstance(c['value'], float) and abs(c['value']) < 10 else 1)} (goal {c['goal']})"
                 for c in result["targets"]]
     for reason in result["skipped"]:
         out.append(f"skipped: {reason}")

@@ -182,7 +182,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("RELAY_FAILURE_THRESHOLD", lambda r: parse_int(r, 1), "5", "Consecutive failures after which a relay is skipped (circuit open)."),
     S("RELAY_COOLDOWN", parse_duration, "5m", "How long an open relay circuit stays skipped before it is tried again."),
     S("DIRECT_MAX_CONNECTIONS_PER_DOMAIN", lambda r: parse_int(r, 1), "5", "Concurrent outbound connections per destination domain, across all workers."),
-    S("DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE", lambda r: parse_int(r, 1), "10", "New outbound connections per destination domain per minute, across all workers."),
+    S("DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE", lambda r: parse_int(r, 1), "10", "New outbound connections per destination domain per minute, across all workers (a reused connection is not a new one)."),
     S("DNS_NAMESERVERS", parse_nameservers, "", "Comma list of host[:port] resolvers for MX and verification lookups. Empty = system resolver."),
     S("DNS_TIMEOUT", lambda r: parse_int(r, 1), "5", "Seconds before a DNS lookup gives up."),
     S("MX_CACHE_MIN_TTL", lambda r: parse_int(r, 0), "60", "Lower clamp, in seconds, on how long an MX answer is cached."),

@@ -75,7 +75,7 @@ def _direct(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *,
             yield [Attempt(t, reply) for t in targets], True
             return
     else:
-        grant = ctx.limiter.acquire(domain)
+        grant = ctx.limiter.acquire(domain, new_connection=not ctx.transport.has_parked(hosts))
         if not grant.granted:
             wait = grant.retry_after
             log(logger, logging.INFO, "destination limit reached, deferring", message_id=snap.id, domain=domain,

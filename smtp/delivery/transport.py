@@ -124,6 +124,11 @@ class DirectTransport:
         for i, tx in enumerate(pending):
             yield TransactionResult(tx, {r: last for r in tx.recipients}, last_host, False, i == len(pending) - 1)
 
+    def has_parked(self, hosts: list[MxHost]) -> bool:
+        """Whether the next send() to these hosts will probably reuse a parked connection."""
+        with self._lock:
+            return any((host.name, address) in self._parked for host in hosts for address in host.addresses)
+
     def close(self) -> None:
         """QUIT every parked connection."""
         with self._lock:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-# KEYS: concurrency zset, rate zset. ARGV: now, token, max_conn, per_minute, slot_ttl.
-# Returns {1, 0} when granted, {0, seconds_to_wait} when not.
+# KEYS: concurrency zset, rate zset. ARGV: now, token, max_conn, per_minute, slot_ttl, new_connection (1|0).
+# Returns {1, 0} when granted, {0, seconds_to_wait} when not. Reusing an open connection takes no rate token.
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -19,12 +19,15 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return {0, tostring(math.min(5, math.max(1, tonumber(first[2]) - now)))}
 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+local new_connection = ARGV[6] == '1'
+if new_connection and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return {0, tostring(math.max(1, tonumber(oldest[2]) + 60 - now))}
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[2])
-redis.call('ZADD', KEYS[2], now, ARGV[2])
+if new_connection then
+  redis.call('ZADD', KEYS[2], now, ARGV[2])
+end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]) + 60)
 redis.call('EXPIRE', KEYS[2], 120)
 return {1, '0'}
@@ -39,7 +42,8 @@ class Grant:
 
 
 class DomainLimiter:
-    """`acquire(domain)` before opening a connection to a destination domain, `release` after closing it.
+    """`acquire(domain)` before delivering to a destination domain, `release` after: a concurrency slot always,
+    a token of the per-minute rate of new connections only when no open connection will be reused.
 
     A slot held by a worker that died expires after `slot_ttl` seconds, so a crash cannot leak capacity.
     """
@@ -49,12 +53,12 @@ class DomainLimiter:
         self.redis, self.max_connections, self.per_minute = redis, max_connections, per_minute
         self.slot_ttl, self.prefix = slot_ttl, prefix
 
-    def acquire(self, domain: str, now: float | None = None) -> Grant:
+    def acquire(self, domain: str, now: float | None = None, new_connection: bool = True) -> Grant:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
         granted, wait = self.redis.eval(
             _ACQUIRE, 2, f"{self.prefix}conn:{domain}", f"{self.prefix}rate:{domain}",
-            repr(now), token, self.max_connections, self.per_minute, self.slot_ttl,
+            repr(now), token, self.max_connections, self.per_minute, self.slot_ttl, int(new_connection),
         )
         return Grant(True, token) if int(granted) else Grant(False, retry_after=float(wait))
 

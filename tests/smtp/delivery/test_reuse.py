@@ -9,8 +9,10 @@ import time
 import pytest
 
 from mailferry.models.message import DELIVERED, DONE
+from smtp.delivery import context
 from smtp.delivery.job import run
 from smtp.delivery.transport import DirectTransport
+from tests.conftest import make_settings
 from tests.smtp.delivery.helpers import deliveries, message
 
 
@@ -71,3 +73,25 @@ def test_reuse_off_or_idle_too_long_opens_a_new_connection(ctx, world, internet,
     run(ctx, world.seed([route]))
 
     assert len(sink.messages) == 4 and len(opened) == 4
+
+
+@pytest.fixture
+def one_new_connection_a_minute(env):
+    yield context.configure(make_settings(**{**env, "DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE": "1"}))
+    context.reset()
+
+
+def test_only_new_connections_count_against_the_per_minute_limit(one_new_connection_a_minute, world, internet, db,
+                                                                  opened):
+    ctx = one_new_connection_a_minute
+    route, sink = _setup(world, internet)
+    ids = [world.seed([route]) for _ in range(5)]
+    assert [run(ctx, i) for i in ids] == [None] * 5  # one connection, reused: the limit of 1/min holds
+    assert len(sink.messages) == 5 and opened == ["127.0.0.2"]
+
+    ctx.transport.close()  # nothing parked: the next message needs a second new connection this minute
+    later = world.seed([route])
+    assert run(ctx, later) is not None
+    [delivery] = deliveries(db, later)
+    assert delivery.state != DELIVERED and "connection limit for dest.test" in delivery.last_reply
+    assert len(sink.messages) == 5 and opened == ["127.0.0.2"]

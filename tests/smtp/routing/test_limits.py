@@ -47,3 +47,13 @@ def test_limit_holds_across_processes(redis_url):
         for p in procs:
             p.join(30)
         assert sorted(results).count(True) == 3 and len(results) == 10
+
+
+def test_reusing_an_open_connection_takes_no_rate_token_but_a_concurrency_slot(redis_conn):
+    limiter = DomainLimiter(redis_conn, max_connections=2, per_minute=1)
+    first = limiter.acquire("reuse.test", now=1000)
+    assert first.granted and not limiter.acquire("reuse.test", now=1001).granted  # one new connection a minute
+    limiter.release("reuse.test", first)
+    reused = [limiter.acquire("reuse.test", now=1002 + i, new_connection=False) for i in range(2)]
+    assert all(g.granted for g in reused)
+    assert not limiter.acquire("reuse.test", now=1005, new_connection=False).granted  # both slots in use
