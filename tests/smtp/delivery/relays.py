@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.smtp.delivery.sink import SinkHandler
+from tests.smtp.delivery.tls import context_for
 
 USER, PASSWORD = "relay-user@relay.test", "s3cret-relay-passw0rd"
 
@@ -53,15 +54,7 @@ class RelayCA:
                 .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .sign(self.key, hashes.SHA256()))
-        cert_path, key_path = os.path.join(self.directory, f"{ip}.crt"), os.path.join(self.directory, f"{ip}.key")
-        with open(cert_path, "wb") as f:
-            f.write(cert.public_bytes(serialization.Encoding.PEM))
-        with open(key_path, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert_path, key_path)
-        return context
+        return context_for(self.directory, ip, cert, key)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,12 @@ def server_context(directory: str, hostname: str = "sink.test") -> ssl.SSLContex
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
             .sign(key, hashes.SHA256()))
-    cert_path, key_path = os.path.join(directory, "sink.crt"), os.path.join(directory, "sink.key")
+    return context_for(directory, "sink", cert, key)
+
+
+def context_for(directory: str, stem: str, cert: x509.Certificate, key) -> ssl.SSLContext:
+    """A server context for `cert` and `key`, written to <directory>/<stem>.crt/.key for OpenSSL to load."""
+    cert_path, key_path = os.path.join(directory, f"{stem}.crt"), os.path.join(directory, f"{stem}.key")
     with open(cert_path, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     with open(key_path, "wb") as f:
