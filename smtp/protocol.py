@@ -84,8 +84,11 @@ class _CachedInspect:
         return getattr(inspect, name)
 
 
-aiosmtpd.smtp.inspect = _CachedInspect()
-aiosmtpd.smtp.dir = fast_dir  # the module's only dir() calls are the two in SMTP.__init__
+def install_aiosmtpd_speedups() -> None:
+    """Point aiosmtpd.smtp's module-level `inspect` and `dir` at the cached versions above (idempotent; the
+    server calls it at start, not at import)."""
+    aiosmtpd.smtp.inspect = _CachedInspect()
+    aiosmtpd.smtp.dir = fast_dir  # the module's only dir() calls are the two in SMTP.__init__
 
 
 class InboundEnvelope(Envelope):

@@ -18,7 +18,7 @@ from mailferry.settings import Settings
 from . import replies
 from .handler import InboundHandler
 from .peer_limits import PeerLimits
-from .protocol import InboundSMTP
+from .protocol import InboundSMTP, install_aiosmtpd_speedups
 from .recipients import RecipientResolver
 from .spool import Spooler
 from .srs import Srs
@@ -54,6 +54,7 @@ def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket
 
 class InboundServer:
     def __init__(self, settings: Settings):
+        install_aiosmtpd_speedups()
         self.settings = settings
         self.db = Database(settings.DATABASE_URL)
         self.lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="rcpt-lookup")
