@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 
 from mailferry.db import Database
-from mailferry.models import CATCH_ALL, Alias, Domain, User
+from mailferry.models import CATCH_ALL, ROLE_ADMIN, Alias, Domain, User
 
 from . import replies
 from .routes import SRS_RETURN, Route
@@ -60,8 +60,9 @@ def lookup_candidates(local: str) -> list[str]:
 class RecipientResolver:
     """Blocking lookups (run them in a thread pool); `cached`/`remember` are for the event loop thread only."""
 
-    def __init__(self, db: Database, srs: Srs, cache_ttl: float = 10.0):
+    def __init__(self, db: Database, srs: Srs, cache_ttl: float = 10.0, hostname: str = ""):
         self.db = db
+        self.hostname = hostname  # SMTP_HOSTNAME: the domain of a bare <postmaster>
         self.srs = srs
         self.cache_ttl = cache_ttl
         self._cache: dict[str, tuple[float, Resolution]] = {}
@@ -76,7 +77,8 @@ class RecipientResolver:
         if hit is None or hit[0] < time.monotonic():
             return None
         resolution = hit[1]
-        if resolution.route is not None and resolution.route.recipient != address:
+        route = resolution.route
+        if route is not None and route.recipient != address and route.recipient.lower() == address.lower():
             resolution = replace(resolution, route=replace(resolution.route, recipient=address))
         return resolution
 
@@ -92,6 +94,8 @@ class RecipientResolver:
 
     # ---- lookup (worker thread) ----
     def resolve(self, address: str) -> Resolution:
+        if address.lower() == "postmaster":  # RFC 5321 4.5.1: accepted without a domain
+            return self._server_postmaster()
         local, domain = split_address(address)
         if not local or not domain:
             return Resolution(replies.UNKNOWN_RECIPIENT)
@@ -138,6 +142,14 @@ class RecipientResolver:
         if candidates[-2] in ROLE_ADDRESSES:  # the base local part, +tag removed
             return self._role_address(session, address, domain_id)
         return Resolution(replies.UNKNOWN_RECIPIENT)
+
+    def _server_postmaster(self) -> Resolution:
+        """This server's postmaster: the first admin account's address."""
+        with self.db.sessionmaker() as session:
+            admin = session.scalar(select(User.email).where(User.role == ROLE_ADMIN, User.active).order_by(User.id))
+        if not admin or not self.hostname:
+            return Resolution(replies.UNKNOWN_RECIPIENT)
+        return Resolution(replies.OK_RECIPIENT, Route(recipient=f"postmaster@{self.hostname}", destinations=(admin,)))
 
     @staticmethod
     def _role_address(session, address: str, domain_id: int) -> Resolution:

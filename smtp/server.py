@@ -59,7 +59,7 @@ class InboundServer:
         self.db = Database(settings.DATABASE_URL)
         self.lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="rcpt-lookup")
         srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
-        self.resolver = RecipientResolver(self.db, srs, settings.SMTP_RECIPIENT_CACHE_TTL)
+        self.resolver = RecipientResolver(self.db, srs, settings.SMTP_RECIPIENT_CACHE_TTL, settings.SMTP_HOSTNAME)
         self.spooler = Spooler(self.db, settings.REDIS_URL, settings.RQ_QUEUE)
         self.handler = InboundHandler(settings, self.resolver, self.spooler, self.lookups)
         self.tls_context = make_tls_context(settings)

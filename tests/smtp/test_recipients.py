@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import update
 
-from mailferry.models import Alias, Domain
+from mailferry.models import ROLE_ADMIN, Alias, Domain, User
 from smtp import replies
 from smtp.recipients import RecipientResolver, is_mailbox, lookup_candidates
 from smtp.routes import FORWARD, SRS_RETURN
@@ -156,3 +156,17 @@ def test_role_addresses_of_unverified_or_foreign_domains_are_refused(resolver, w
     assert resolver.resolve("postmaster@unverified.test").reply == replies.RELAY_DENIED
     assert resolver.resolve("postmaster@elsewhere.test").reply == replies.RELAY_DENIED
     assert resolver.resolve("webmaster@alias.test").reply == replies.UNKNOWN_RECIPIENT
+
+
+def test_bare_postmaster_reaches_the_first_admin(db, world):
+    resolver = RecipientResolver(db, Srs(SECRET), cache_ttl=60, hostname="mx.mailferry.test")
+    assert resolver.resolve("postmaster").reply == replies.UNKNOWN_RECIPIENT  # no admin yet
+    with db.session() as s:
+        s.add_all([User(email="root@admin.test", password_hash="x", role=ROLE_ADMIN),
+                   User(email="later@admin.test", password_hash="x", role=ROLE_ADMIN)])
+    for address in ("postmaster", "PostMaster"):
+        route = resolver.resolve(address).route
+        assert (route.recipient, route.destinations, route.kind) == ("postmaster@mx.mailferry.test",
+                                                                    ("root@admin.test",), FORWARD)
+        resolver.remember(address, resolver.resolve(address))
+        assert resolver.cached(address).route.recipient == "postmaster@mx.mailferry.test"  # never the bare name
