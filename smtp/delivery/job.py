@@ -11,14 +11,16 @@ import logging
 from datetime import datetime
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailferry.logs import log
-from mailferry.models import Message, utcnow
+from mailferry.models import Delivery, Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, PENDING
 from mailferry.queue import enqueue_messages
 
 from . import context, lease, router
+from .batch import take_waiting
 from .dsn import dsn_message
 from .outcome import classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
@@ -28,10 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 def deliver_message(message_id: str) -> None:
+    """The job: this message and up to DELIVERY_BATCH - 1 whose jobs wait behind it (smtp/delivery/batch.py)."""
     ctx = context.current()
-    when = run(ctx, message_id)
-    if when is not None:
-        ctx.followups[message_id] = when
+    try:
+        extra = take_waiting(ctx.queue, ctx.settings.DELIVERY_BATCH - 1)
+    except RedisError as exc:  # deliver this one; the others' jobs stay where they are
+        log(logger, logging.WARNING, "could not take waiting jobs", message_id=message_id, error=str(exc))
+        extra = []
+    if not extra:
+        when = run(ctx, message_id)
+        if when is not None:
+            ctx.followups[message_id] = when
+        return
+    run_batch(ctx, [message_id, *extra])
 
 
 def run(ctx: context.Context, message_id: str) -> datetime | None:
@@ -42,6 +53,41 @@ def run(ctx: context.Context, message_id: str) -> datetime | None:
             log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
             return lease.waiting_until(s, message_id)
         snap = _load(s, message_id)
+    return _deliver(ctx, snap, held)
+
+
+def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
+    """One delivery pass over several messages: one claim and one load for all of them, then each delivered
+    and settled on its own, grouped by destination domain so consecutive messages reuse one connection.
+    When each is due again goes to ctx.followups; a failure in one message does not stop the others (its
+    lease expires and the reconciler retries it) and is raised once the batch is done."""
+    with ctx.db.session() as s:
+        claimed = lease.claim_many(s, message_ids, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
+        snaps = _load_many(s, claimed)
+        for message_id in message_ids:
+            if message_id not in snaps:
+                log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
+                if (when := lease.waiting_until(s, message_id)) is not None:
+                    ctx.followups[message_id] = when
+    log(logger, logging.DEBUG, "batch claimed", message_id=message_ids[0], claimed=len(snaps),
+        taken=len(message_ids))
+    error: Exception | None = None
+    for snap in sorted(snaps.values(), key=_first_domain):
+        held = lease.Holder(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed()
+        try:
+            when = _deliver(ctx, snap, held)
+        except Exception as exc:  # noqa: BLE001 - the rest of the batch is still owed; raised below
+            logger.exception("delivery pass failed", extra={"message_id": snap.id})
+            error = error or exc
+            continue
+        if when is not None:
+            ctx.followups[snap.id] = when
+    if error is not None:
+        raise error
+
+
+def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder) -> datetime | None:
+    message_id = snap.id
     unsettled: list[Attempt] = []
     groups = list(_by_domain(snap.targets).items())
     for i, (domain, targets) in enumerate(groups):
@@ -60,15 +106,36 @@ def run(ctx: context.Context, message_id: str) -> datetime | None:
     return _settle(ctx, snap, unsettled)
 
 
-def _load(s: Session, message_id: str) -> Snapshot:
-    now = utcnow()
-    m = s.get(Message, message_id)
-    targets = tuple(
+def _due(deliveries: list[Delivery], now: datetime) -> tuple[Target, ...]:
+    return tuple(
         Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id)
-        for d in m.deliveries
+        for d in deliveries
         if d.state in (PENDING, DEFERRED) and (d.next_attempt_at is None or d.next_attempt_at <= now)
     )
+
+
+def _snapshot(m: Message, targets: tuple[Target, ...]) -> Snapshot:
     return Snapshot(m.id, m.mail_from, m.raw, m.received_at, m.helo, m.peer, m.used_tls, targets)
+
+
+def _load(s: Session, message_id: str) -> Snapshot:
+    m = s.get(Message, message_id)
+    return _snapshot(m, _due(m.deliveries, utcnow()))
+
+
+def _load_many(s: Session, messages: list[Message]) -> dict[str, Snapshot]:
+    """Snapshots of the claimed messages, their deliveries read in one query."""
+    if not messages:
+        return {}
+    now = utcnow()
+    rows: dict[str, list[Delivery]] = {m.id: [] for m in messages}
+    for d in s.scalars(select(Delivery).where(Delivery.message_id.in_(list(rows))).order_by(Delivery.id)):
+        rows[d.message_id].append(d)
+    return {m.id: _snapshot(m, _due(rows[m.id], now)) for m in messages}
+
+
+def _first_domain(snap: Snapshot) -> str:
+    return snap.targets[0].destination_domain.lower() if snap.targets else ""
 
 
 def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
