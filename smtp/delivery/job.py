@@ -8,6 +8,7 @@ destinations, the message's own state and its DSN are all written in one settlin
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from redis.exceptions import RedisError
@@ -61,6 +62,7 @@ def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
     and settled on its own, grouped by destination domain so consecutive messages reuse one connection.
     When each is due again goes to ctx.followups; a failure in one message does not stop the others (its
     lease expires and the reconciler retries it) and is raised once the batch is done."""
+    claimed_at = time.monotonic()  # before the claim: each lease is renewed, or found lost, in time
     with ctx.db.session() as s:
         claimed = lease.claim_many(s, message_ids, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
         snaps = _load_many(s, claimed)
@@ -73,7 +75,7 @@ def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
         taken=len(message_ids))
     error: Exception | None = None
     for snap in sorted(snaps.values(), key=_first_domain):
-        held = lease.Holder(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed()
+        held = lease.Holder(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed(claimed_at)
         try:
             when = _deliver(ctx, snap, held)
         except Exception as exc:  # noqa: BLE001 - the rest of the batch is still owed; raised below

@@ -69,9 +69,9 @@ class Holder:
         self.db, self.message_id, self.owner, self.seconds = db, message_id, owner, seconds
         self._renewed = 0.0
 
-    def claimed(self) -> "Holder":
-        """Start the renewal clock for a lease taken by claim_many."""
-        self._renewed = time.monotonic()
+    def claimed(self, at: float) -> "Holder":
+        """A lease claim_many took at time.monotonic() `at`: until a third of it has run out from then, it is ours."""
+        self._renewed = at
         return self
 
     def claim(self, session: Session) -> bool:
