@@ -9,10 +9,12 @@ the guard, exactly as for a message delivered by its own job.
 
 from __future__ import annotations
 
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
 
 from mailferry.queue import job_id_for
+from smtp.routing.limits import DomainLimiter, Grant
 
 JOB_PREFIX = job_id_for("")
 
@@ -38,3 +40,34 @@ def take_waiting(queue: Queue, limit: int) -> list[str]:
         return []
     ids = queue.connection.eval(_TAKE, 1, queue.key, Job.redis_job_namespace_prefix, limit, JOB_PREFIX)
     return [(i.decode() if isinstance(i, bytes) else i)[len(JOB_PREFIX):] for i in ids]
+
+
+class HeldSlots(DomainLimiter):
+    """The per-domain limiter as one batch sees it: a concurrency slot granted for a domain is kept until the
+    batch ends (its connection stays open, parked, between the batch's messages), so the next message to the
+    same domain costs no Redis round trip; a refusal is not kept, the next message asks again."""
+
+    def __init__(self, limiter: DomainLimiter):
+        super().__init__(limiter.redis, limiter.max_connections, limiter.per_minute, limiter.slot_ttl, limiter.prefix)
+        self.held: dict[str, Grant] = {}
+
+    def acquire(self, domain: str, now: float | None = None, new_connection: bool = True) -> Grant:
+        if domain in self.held:
+            return self.held[domain]
+        grant = super().acquire(domain, now, new_connection=new_connection)
+        if grant.granted:
+            self.held[domain] = grant
+        return grant
+
+    def release(self, domain: str, grant: Grant) -> None:
+        if self.held.get(domain) is not grant:
+            super().release(domain, grant)
+
+    def close(self) -> None:
+        """Release every slot held (one Redis failing leaves its slot to expire after slot_ttl)."""
+        while self.held:
+            domain, grant = self.held.popitem()
+            try:
+                super().release(domain, grant)
+            except RedisError:
+                pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 
 from redis.exceptions import RedisError
@@ -21,7 +22,7 @@ from mailferry.models.message import DEFERRED, DELIVERED, PENDING
 from mailferry.queue import enqueue_messages
 
 from . import context, lease, router
-from .batch import take_waiting
+from .batch import HeldSlots, take_waiting
 from .dsn import dsn_message
 from .outcome import classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
@@ -74,16 +75,21 @@ def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
     log(logger, logging.DEBUG, "batch claimed", message_id=message_ids[0], claimed=len(snaps),
         taken=len(message_ids))
     error: Exception | None = None
-    for snap in sorted(snaps.values(), key=_first_domain):
-        held = lease.Holder(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed(claimed_at)
-        try:
-            when = _deliver(ctx, snap, held)
-        except Exception as exc:  # noqa: BLE001 - the rest of the batch is still owed; raised below
-            logger.exception("delivery pass failed", extra={"message_id": snap.id})
-            error = error or exc
-            continue
-        if when is not None:
-            ctx.followups[snap.id] = when
+    slots = HeldSlots(ctx.limiter)
+    bctx = replace(ctx, limiter=slots)  # the same context, but a domain's limiter slot is kept for the batch
+    try:
+        for snap in sorted(snaps.values(), key=_first_domain):
+            held = lease.Holder(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed(claimed_at)
+            try:
+                when = _deliver(bctx, snap, held)
+            except Exception as exc:  # noqa: BLE001 - the rest of the batch is still owed; raised below
+                logger.exception("delivery pass failed", extra={"message_id": snap.id})
+                error = error or exc
+                continue
+            if when is not None:
+                ctx.followups[snap.id] = when
+    finally:
+        slots.close()
     if error is not None:
         raise error
 

@@ -200,3 +200,32 @@ def test_a_batch_leaves_a_message_whose_lease_was_lost_meanwhile(env, world, int
     assert len(sink.messages) == 2
     assert [message(db, i).state == DONE for i in ids] == [True, False, True]
     assert message(db, ids[1]).lease_owner == "another-worker"
+
+
+class SlotWatcher(SinkHandler):
+    """Records, at each DATA, how many of the destination's limiter slots are taken."""
+
+    def __init__(self, limiter, domain: str):
+        super().__init__()
+        self.limiter, self.domain = limiter, domain
+        self.in_use: list[int] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.in_use.append(self.limiter.in_use(self.domain))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_batch_holds_one_limiter_slot_per_domain_and_releases_it(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2", handler=SlotWatcher(ctx.limiter, "dest.test"))
+    ids = [world.seed([route]) for _ in range(3)]
+    enqueue_messages(ctx.queue, ids[1:])
+    ctx.redis.config_resetstat()
+
+    job.deliver_message(ids[0])
+
+    scripts = ctx.redis.info("commandstats").get("cmdstat_eval", {}).get("calls")
+    assert scripts == 2  # taking the waiting jobs, and one limiter acquire for the three messages
+    assert len(sink.messages) == 3 and sink.handler.in_use == [1, 1, 1]
+    assert ctx.limiter.in_use("dest.test") == 0
