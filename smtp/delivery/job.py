@@ -27,6 +27,7 @@ from .dsn import dsn_message
 from .outcome import classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
 from .senders import Snapshot
+from .tally import Tally
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +76,13 @@ def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
     log(logger, logging.DEBUG, "batch claimed", message_id=message_ids[0], claimed=len(snaps),
         taken=len(message_ids))
     error: Exception | None = None
-    slots = HeldSlots(ctx.limiter)
+    slots, tally = HeldSlots(ctx.limiter), Tally()
     bctx = replace(ctx, limiter=slots)  # the same context, but a domain's limiter slot is kept for the batch
     try:
         for snap in sorted(snaps.values(), key=_first_domain):
             held = lease.Holder(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed(claimed_at)
             try:
-                when = _deliver(bctx, snap, held)
+                when = _deliver(bctx, snap, held, tally)
             except Exception as exc:  # noqa: BLE001 - the rest of the batch is still owed; raised below
                 logger.exception("delivery pass failed", extra={"message_id": snap.id})
                 error = error or exc
@@ -90,11 +91,22 @@ def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
                 ctx.followups[snap.id] = when
     finally:
         slots.close()
+        _write_tally(ctx, tally, message_ids[0])
     if error is not None:
         raise error
 
 
-def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder) -> datetime | None:
+def _write_tally(ctx: context.Context, tally: Tally, message_id: str) -> None:
+    if not tally:
+        return
+    try:
+        with ctx.db.session() as s:
+            tally.write(s)
+    except Exception:  # noqa: BLE001 - counters only: the deliveries are committed
+        logger.exception("could not write the batch's counters", extra={"message_id": message_id})
+
+
+def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder, tally: Tally | None = None) -> datetime | None:
     message_id = snap.id
     unsettled: list[Attempt] = []
     groups = list(_by_domain(snap.targets).items())
@@ -110,8 +122,8 @@ def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder) -> dateti
             if final and i == len(groups) - 1:
                 unsettled += delivered  # nothing is sent before the settling commit: record them there
             elif delivered:
-                _commit_delivered(ctx, snap, delivered, held)  # before the next transaction is sent
-    return _settle(ctx, snap, unsettled)
+                _commit_delivered(ctx, snap, delivered, held, tally)  # before the next transaction is sent
+    return _settle(ctx, snap, unsettled, tally)
 
 
 def _due(deliveries: list[Delivery], now: datetime) -> tuple[Target, ...]:
@@ -153,14 +165,15 @@ def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
     return groups
 
 
-def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder) -> None:
+def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder,
+                      tally: Tally | None) -> None:
     with ctx.db.session() as s:
         for attempt in attempts:
-            record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings)
+            record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings, tally=tally)
         held.keep(s)
 
 
-def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt]) -> datetime | None:
+def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], tally: Tally | None = None) -> datetime | None:
     now = utcnow()
     dsn = None
     with ctx.db.session() as s:
@@ -169,10 +182,12 @@ def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt]) -> da
             log(logger, logging.WARNING, "lease lost before settling", message_id=snap.id)
             for attempt in attempts:
                 if classify(attempt.reply) == DELIVERED:
-                    record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings)
+                    record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings,
+                                   tally=tally)
             return None
         failures = [f for a in attempts
-                    if (f := record_attempt(s, a, now=now, received_at=snap.received_at, settings=ctx.settings))]
+                    if (f := record_attempt(s, a, now=now, received_at=snap.received_at, settings=ctx.settings,
+                                            tally=tally))]
         if failures and snap.mail_from:  # never bounce a bounce: those have a null sender
             domain_id = next((a.target.domain_id for a in attempts if a.target.domain_id), None)
             dsn = dsn_message(snap.original, failures, hostname=ctx.settings.SMTP_HOSTNAME, now=now,

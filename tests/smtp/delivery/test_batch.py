@@ -12,7 +12,7 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select, update
 
-from mailferry.models import Delivery, Message, utcnow
+from mailferry.models import Alias, DailyStat, Delivery, Message, utcnow
 from mailferry.models.message import DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue, job_id_for, make_redis
 from smtp.delivery import context, job
@@ -229,3 +229,21 @@ def test_a_batch_holds_one_limiter_slot_per_domain_and_releases_it(ctx, world, i
     assert scripts == 2  # taking the waiting jobs, and one limiter acquire for the three messages
     assert len(sink.messages) == 3 and sink.handler.in_use == [1, 1, 1]
     assert ctx.limiter.in_use("dest.test") == 0
+
+
+def test_a_batch_writes_its_counters_once_at_its_end(ctx, world, internet, db):
+    domain = world.domain("alias.test")
+    route = world.alias(domain, "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    ids = [world.seed([route]) for _ in range(3)]
+    enqueue_messages(ctx.queue, ids[1:])
+
+    job.deliver_message(ids[0])
+
+    with db.session() as s:
+        stats = {row.domain_id: row for row in s.scalars(select(DailyStat))}
+        alias = s.scalars(select(Alias).where(Alias.local_part == "hello")).one()
+    assert len(sink.messages) == 3
+    assert stats[domain].forwarded == 3 and stats[0].forwarded == 3 and stats[domain].dkim_signed == 3
+    assert alias.forwarded_count == 3 and alias.last_used_at is not None
