@@ -192,6 +192,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("RETRY_SCHEDULE", parse_schedule, "1m,5m,15m,30m,1h,2h,4h", "Waits between delivery attempts (s/m/h/d); the last one repeats."),
     S("MAX_QUEUE_LIFETIME", parse_duration, "5d", "How long a deferred message is retried before it bounces."),
     S("DELIVERY_LEASE", parse_duration, "5m", "How long a worker owns a message; an expired lease (crashed worker) is retried."),
+    S("DELIVERY_BATCH", lambda r: parse_int(r, 1), "20", "Most messages one worker job delivers: it also takes jobs waiting in the queue (1 = one per job)."),
     S("RECONCILE_INTERVAL", parse_duration, "1m", "How often the worker re-enqueues messages whose job was lost."),
     # dashboard
     S("WEB_LISTEN", parse_listen, "127.0.0.1:8000", "host:port of the dashboard for `make run`."),

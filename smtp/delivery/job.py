@@ -8,30 +8,44 @@ destinations, the message's own state and its DSN are all written in one settlin
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from datetime import datetime
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailferry.logs import log
-from mailferry.models import Message, utcnow
+from mailferry.models import Delivery, Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, PENDING
 from mailferry.queue import enqueue_messages
 
 from . import context, lease, router
+from .batch import HeldSlots, take_waiting
 from .dsn import dsn_message
 from .outcome import classify
 from .record import Attempt, Target, finish, locked_message, record_attempt
 from .senders import Snapshot
+from .tally import Tally
 
 logger = logging.getLogger(__name__)
 
 
 def deliver_message(message_id: str) -> None:
+    """The job: this message and up to DELIVERY_BATCH - 1 whose jobs wait behind it (smtp/delivery/batch.py)."""
     ctx = context.current()
-    when = run(ctx, message_id)
-    if when is not None:
-        ctx.followups[message_id] = when
+    try:
+        extra = take_waiting(ctx.queue, ctx.settings.DELIVERY_BATCH - 1)
+    except RedisError as exc:  # deliver this one; the others' jobs stay where they are
+        log(logger, logging.WARNING, "could not take waiting jobs", message_id=message_id, error=str(exc))
+        extra = []
+    if not extra:
+        when = run(ctx, message_id)
+        if when is not None:
+            ctx.followups[message_id] = when
+        return
+    run_batch(ctx, [message_id, *extra])
 
 
 def run(ctx: context.Context, message_id: str) -> datetime | None:
@@ -42,6 +56,58 @@ def run(ctx: context.Context, message_id: str) -> datetime | None:
             log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
             return lease.waiting_until(s, message_id)
         snap = _load(s, message_id)
+    return _deliver(ctx, snap, held)
+
+
+def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
+    """One delivery pass over several messages: one claim and one load for all of them, then each delivered
+    and settled on its own, grouped by destination domain so consecutive messages reuse one connection.
+    When each is due again goes to ctx.followups; a failure in one message does not stop the others (its
+    lease expires and the reconciler retries it) and is raised once the batch is done."""
+    claimed_at = time.monotonic()  # before the claim: each lease is renewed, or found lost, in time
+    with ctx.db.session() as s:
+        claimed = lease.claim_many(s, message_ids, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
+        snaps = _load_many(s, claimed)
+        for message_id in message_ids:
+            if message_id not in snaps:
+                log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
+                if (when := lease.waiting_until(s, message_id)) is not None:
+                    ctx.followups[message_id] = when
+    log(logger, logging.DEBUG, "batch claimed", message_id=message_ids[0], claimed=len(snaps),
+        taken=len(message_ids))
+    error: Exception | None = None
+    slots, tally = HeldSlots(ctx.limiter), Tally()
+    bctx = replace(ctx, limiter=slots)  # the same context, but a domain's limiter slot is kept for the batch
+    try:
+        for snap in sorted(snaps.values(), key=_first_domain):
+            held = lease.Holder(ctx.db, snap.id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed(claimed_at)
+            try:
+                when = _deliver(bctx, snap, held, tally)
+            except Exception as exc:  # noqa: BLE001 - the rest of the batch is still owed; raised below
+                logger.exception("delivery pass failed", extra={"message_id": snap.id})
+                error = error or exc
+                continue
+            if when is not None:
+                ctx.followups[snap.id] = when
+    finally:
+        slots.close()
+        _write_tally(ctx, tally, message_ids[0])
+    if error is not None:
+        raise error
+
+
+def _write_tally(ctx: context.Context, tally: Tally, message_id: str) -> None:
+    if not tally:
+        return
+    try:
+        with ctx.db.session() as s:
+            tally.write(s)
+    except Exception:  # noqa: BLE001 - counters only: the deliveries are committed
+        logger.exception("could not write the batch's counters", extra={"message_id": message_id})
+
+
+def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder, tally: Tally | None = None) -> datetime | None:
+    message_id = snap.id
     unsettled: list[Attempt] = []
     groups = list(_by_domain(snap.targets).items())
     for i, (domain, targets) in enumerate(groups):
@@ -56,19 +122,40 @@ def run(ctx: context.Context, message_id: str) -> datetime | None:
             if final and i == len(groups) - 1:
                 unsettled += delivered  # nothing is sent before the settling commit: record them there
             elif delivered:
-                _commit_delivered(ctx, snap, delivered, held)  # before the next transaction is sent
-    return _settle(ctx, snap, unsettled)
+                _commit_delivered(ctx, snap, delivered, held, tally)  # before the next transaction is sent
+    return _settle(ctx, snap, unsettled, tally)
+
+
+def _due(deliveries: list[Delivery], now: datetime) -> tuple[Target, ...]:
+    return tuple(
+        Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id)
+        for d in deliveries
+        if d.state in (PENDING, DEFERRED) and (d.next_attempt_at is None or d.next_attempt_at <= now)
+    )
+
+
+def _snapshot(m: Message, targets: tuple[Target, ...]) -> Snapshot:
+    return Snapshot(m.id, m.mail_from, m.raw, m.received_at, m.helo, m.peer, m.used_tls, targets)
 
 
 def _load(s: Session, message_id: str) -> Snapshot:
-    now = utcnow()
     m = s.get(Message, message_id)
-    targets = tuple(
-        Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id)
-        for d in m.deliveries
-        if d.state in (PENDING, DEFERRED) and (d.next_attempt_at is None or d.next_attempt_at <= now)
-    )
-    return Snapshot(m.id, m.mail_from, m.raw, m.received_at, m.helo, m.peer, m.used_tls, targets)
+    return _snapshot(m, _due(m.deliveries, utcnow()))
+
+
+def _load_many(s: Session, messages: list[Message]) -> dict[str, Snapshot]:
+    """Snapshots of the claimed messages, their deliveries read in one query."""
+    if not messages:
+        return {}
+    now = utcnow()
+    rows: dict[str, list[Delivery]] = {m.id: [] for m in messages}
+    for d in s.scalars(select(Delivery).where(Delivery.message_id.in_(list(rows))).order_by(Delivery.id)):
+        rows[d.message_id].append(d)
+    return {m.id: _snapshot(m, _due(rows[m.id], now)) for m in messages}
+
+
+def _first_domain(snap: Snapshot) -> str:
+    return snap.targets[0].destination_domain.lower() if snap.targets else ""
 
 
 def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
@@ -78,14 +165,15 @@ def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
     return groups
 
 
-def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder) -> None:
+def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder,
+                      tally: Tally | None) -> None:
     with ctx.db.session() as s:
         for attempt in attempts:
-            record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings)
+            record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings, tally=tally)
         held.keep(s)
 
 
-def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt]) -> datetime | None:
+def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], tally: Tally | None = None) -> datetime | None:
     now = utcnow()
     dsn = None
     with ctx.db.session() as s:
@@ -94,10 +182,12 @@ def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt]) -> da
             log(logger, logging.WARNING, "lease lost before settling", message_id=snap.id)
             for attempt in attempts:
                 if classify(attempt.reply) == DELIVERED:
-                    record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings)
+                    record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings,
+                                   tally=tally)
             return None
         failures = [f for a in attempts
-                    if (f := record_attempt(s, a, now=now, received_at=snap.received_at, settings=ctx.settings))]
+                    if (f := record_attempt(s, a, now=now, received_at=snap.received_at, settings=ctx.settings,
+                                            tally=tally))]
         if failures and snap.mail_from:  # never bounce a bounce: those have a null sender
             domain_id = next((a.target.domain_id for a in attempts if a.target.domain_id), None)
             dsn = dsn_message(snap.original, failures, hostname=ctx.settings.SMTP_HOSTNAME, now=now,

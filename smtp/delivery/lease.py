@@ -30,6 +30,19 @@ def claim(session: Session, message_id: str, owner: str, seconds: int) -> bool:
     return len(claimed) == 1
 
 
+def claim_many(session: Session, message_ids: list[str], owner: str, seconds: int) -> list[Message]:
+    """`claim` for several messages in one statement; returns the messages claimed (in the session)."""
+    now = utcnow()
+    return list(session.scalars(
+        update(Message)
+        .where(Message.id.in_(message_ids), Message.state == QUEUED)
+        .where(or_(Message.lease_until.is_(None), Message.lease_until < now))
+        .where(or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+        .values(lease_until=now + timedelta(seconds=seconds), lease_owner=owner)
+        .returning(Message)
+    ).all())
+
+
 def renew(session: Session, message_id: str, owner: str, seconds: int) -> bool:
     """Extend our lease; False when it was lost (it expired and another worker took the message)."""
     result = session.execute(
@@ -55,6 +68,11 @@ class Holder:
     def __init__(self, db: Database, message_id: str, owner: str, seconds: int):
         self.db, self.message_id, self.owner, self.seconds = db, message_id, owner, seconds
         self._renewed = 0.0
+
+    def claimed(self, at: float) -> "Holder":
+        """A lease claim_many took at time.monotonic() `at`: until a third of it has run out from then, it is ours."""
+        self._renewed = at
+        return self
 
     def claim(self, session: Session) -> bool:
         self._renewed = time.monotonic()

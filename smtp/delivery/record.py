@@ -16,6 +16,7 @@ from mailferry.stats import bump_daily
 from .dsn import DSN_KIND, Failure
 from .outcome import Reply, classify
 from .retry import next_attempt
+from .tally import Tally
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class Attempt:
 
 
 def record_attempt(session: Session, attempt: Attempt, *, now: datetime, received_at: datetime,
-                   settings: Settings) -> Failure | None:
-    """Apply one attempt to its Delivery; returns a Failure when the destination is now bounced."""
+                   settings: Settings, tally: Tally | None = None) -> Failure | None:
+    """Apply one attempt to its Delivery; returns a Failure when the destination is now bounced. Its counters
+    are written now, or added to `tally` (a batch writes them once at its end)."""
     delivery = session.get(Delivery, attempt.target.id)
     if delivery is None or delivery.state in FINAL_DELIVERY_STATES:
         return None  # already settled (by a worker whose lease we outlived)
@@ -76,19 +78,26 @@ def record_attempt(session: Session, attempt: Attempt, *, now: datetime, receive
     session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, route=route, code=reply.code,
                                 reply=reply.text[:2000], tls=attempt.tls, outcome=state))
     if delivery.kind != DSN_KIND:
-        _count(session, delivery, state, attempt.dkim_signed, route.startswith("relay:"), now)
+        _count(session, delivery, state, attempt.dkim_signed, route.startswith("relay:"), now, tally)
     if state == BOUNCED:
         return Failure(delivery.recipient, delivery.destination, reply, attempt.mx_host)
     return None
 
 
-def _count(session: Session, delivery: Delivery, state: str, signed: bool, relayed: bool, now: datetime) -> None:
+def _count(session: Session, delivery: Delivery, state: str, signed: bool, relayed: bool, now: datetime,
+           tally: Tally | None) -> None:
     delivered = state == DELIVERED
-    bump_daily(session, delivery.domain_id, forwarded=int(delivered), direct=int(delivered and not relayed),
-               relay=int(delivered and relayed),
-               deferred=int(state == DEFERRED), bounced=int(state == BOUNCED),
-               dkim_signed=int(delivered and signed), dkim_unsigned=int(delivered and not signed))
-    if delivery.alias_id is not None and state in FINAL_DELIVERY_STATES:
+    counts = dict(forwarded=int(delivered), direct=int(delivered and not relayed), relay=int(delivered and relayed),
+                  deferred=int(state == DEFERRED), bounced=int(state == BOUNCED),
+                  dkim_signed=int(delivered and signed), dkim_unsigned=int(delivered and not signed))
+    final = delivery.alias_id is not None and state in FINAL_DELIVERY_STATES
+    if tally is not None:
+        tally.bump(delivery.domain_id, **counts)
+        if final:
+            tally.alias_used(delivery.alias_id, delivered=delivered, now=now)
+        return
+    bump_daily(session, delivery.domain_id, **counts)
+    if final:
         session.execute(
             update(Alias).where(Alias.id == delivery.alias_id).values(
                 forwarded_count=Alias.forwarded_count + int(delivered),

@@ -40,7 +40,8 @@ def test_the_connection_limit_holds_across_two_worker_processes(world, internet,
     route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
     internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
     sink = internet.sink("127.0.0.2", handler=SlowHandler(delay=1.5))
-    started = [workers(DIRECT_MAX_CONNECTIONS_PER_DOMAIN="1") for _ in range(2)]
+    # batches of two, so both workers have messages to deliver at once (one batch would take all four)
+    started = [workers(DIRECT_MAX_CONNECTIONS_PER_DOMAIN="1", DELIVERY_BATCH="2") for _ in range(2)]
     for worker in started:
         wait_for(lambda w=worker: "worker starting" in w.log(), timeout=30, what=f"a worker; log:\n{worker.log()}")
     ids = [world.seed([route]) for _ in range(4)]
