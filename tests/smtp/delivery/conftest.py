@@ -16,6 +16,7 @@ from mailferry.db import Database
 from mailferry.models import Alias, Domain, User
 from smtp.delivery import context
 from smtp.delivery.dsn import new_message_id
+from smtp.delivery.transport import DirectTransport
 from smtp.routes import FORWARD, Route, build_message
 from tests.conftest import make_settings
 from tests.smtp.delivery.relays import RelayCA, RelayServer
@@ -225,3 +226,17 @@ def workers(env, tmp_path):
     yield start
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """The addresses DirectTransport opened a new connection to, in order."""
+    calls: list[str] = []
+    real = DirectTransport._open
+
+    def counting(self, host, address):
+        calls.append(address)
+        return real(self, host, address)
+
+    monkeypatch.setattr(DirectTransport, "_open", counting)
+    return calls

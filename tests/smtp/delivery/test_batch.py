@@ -8,7 +8,6 @@ import asyncio
 import threading
 from datetime import timedelta
 
-import pytest
 from rq.job import Job
 from sqlalchemy import func, select, update
 
@@ -19,7 +18,6 @@ from smtp.delivery import context, job
 from smtp.delivery.batch import take_waiting
 from smtp.delivery.lease import claim
 from smtp.delivery.recovery import recover
-from smtp.delivery.transport import DirectTransport
 from tests.conftest import make_settings
 from tests.smtp.delivery.helpers import attempts, deliveries, message
 from tests.smtp.delivery.sink import SinkHandler
@@ -54,18 +52,6 @@ class StallAfter(SinkHandler):
             self.stalling.set()
         return await super().handle_DATA(server, session, envelope)
 
-
-@pytest.fixture
-def opened(monkeypatch) -> list[str]:
-    calls: list[str] = []
-    real = DirectTransport._open
-
-    def counting(self, host, address):
-        calls.append(address)
-        return real(self, host, address)
-
-    monkeypatch.setattr(DirectTransport, "_open", counting)
-    return calls
 
 
 def test_one_job_delivers_the_waiting_messages_over_one_connection(ctx, world, internet, db, opened):

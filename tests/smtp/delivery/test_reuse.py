@@ -11,23 +11,8 @@ import pytest
 from mailferry.models.message import DELIVERED, DONE
 from smtp.delivery import context
 from smtp.delivery.job import run
-from smtp.delivery.transport import DirectTransport
 from tests.conftest import make_settings
 from tests.smtp.delivery.helpers import deliveries, message
-
-
-@pytest.fixture
-def opened(monkeypatch) -> list[str]:
-    """The addresses DirectTransport opened a new connection to, in order."""
-    calls: list[str] = []
-    real = DirectTransport._open
-
-    def counting(self, host, address):
-        calls.append(address)
-        return real(self, host, address)
-
-    monkeypatch.setattr(DirectTransport, "_open", counting)
-    return calls
 
 
 def _setup(world, internet):
