@@ -36,6 +36,13 @@ def field_value(field: bytes) -> str:
         return text
 
 
+def from_addresses(raw: bytes) -> list[str]:
+    """The addresses of the message's From fields, in order."""
+    fields, _ = split_message(raw)
+    values = [field_value(f) for f in fields if field_name(f) == "from"]
+    return [address for _, address in getaddresses(values) if "@" in address]
+
+
 def rewrite_from(raw: bytes, *, account: str, alias_address: str) -> tuple[bytes, str]:
     """The message with its From rewritten, and the original sender address (for the envelope/Reply-To)."""
     fields, rest = split_message(raw)

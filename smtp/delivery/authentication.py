@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass
-from email.utils import getaddresses
 
 import dkim
 import dns.resolver
@@ -20,6 +19,8 @@ from dkim.util import parse_tag_value
 
 from mailferry.dns_lookup import DnsTemporaryError, txt_records
 from mailferry.spf import SpfEvaluator
+from smtp.from_rewrite import from_addresses
+from smtp.routing.dmarc import organisational_domain, parse_dmarc
 
 _SILENT = logging.getLogger("smtp.delivery.authentication.dkimpy")
 _SILENT.addHandler(logging.NullHandler())
@@ -52,14 +53,9 @@ class AuthResults:
         return next((r.result for r in self.results if r.method == method), None)
 
 
-def organisational(domain: str) -> str:
-    """The registered domain, approximated by its last two labels (no public suffix list here)."""
-    return ".".join(domain.lower().rstrip(".").split(".")[-2:])
-
-
 def _aligned(domain: str, from_domain: str, mode: str) -> bool:
     domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
-    return domain == from_domain if mode == "s" else organisational(domain) == organisational(from_domain)
+    return domain == from_domain if mode == "s" else organisational_domain(domain) == organisational_domain(from_domain)
 
 
 def header_values(raw: bytes, name: bytes) -> list[bytes]:
@@ -68,8 +64,8 @@ def header_values(raw: bytes, name: bytes) -> list[bytes]:
 
 
 def from_domain(raw: bytes) -> str:
-    values = [v.decode("utf-8", "replace") for v in header_values(raw, b"from")]
-    addresses = [address for _, address in getaddresses(values) if "@" in address]
+    """The From domain DMARC aligns against; none when the message has no single From address."""
+    addresses = from_addresses(raw)
     return addresses[0].rpartition("@")[2].lower() if len(addresses) == 1 else ""
 
 
@@ -136,11 +132,11 @@ class Authenticator:
         return MethodResult("dmarc", "pass" if passed else "fail", (("header.from", domain),))
 
     def _dmarc_record(self, domain: str) -> dict[str, str] | None:
-        for name in dict.fromkeys([domain, organisational(domain)]):
+        for name in dict.fromkeys([domain, organisational_domain(domain)]):
             for text in txt_records(self.resolver, f"_dmarc.{name}"):
-                if text.lower().startswith("v=dmarc1"):
-                    pairs = (part.strip().split("=", 1) for part in text.split(";") if "=" in part)
-                    return {k.strip().lower(): v.strip().lower() for k, v in pairs}
+                tags = parse_dmarc(text)
+                if tags is not None:
+                    return tags
         return None
 
     def _arc(self, raw: bytes) -> MethodResult:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import getaddresses
 
 import srslib
 from sqlalchemy import select
 
 from mailferry.db import Database
 from mailferry.models import Domain
-from smtp.from_rewrite import field_name, field_value, rewrite_from, split_message
+from smtp.from_rewrite import from_addresses, rewrite_from
 from smtp.routes import FORWARD, domain_of
 from smtp.routing.dmarc import DmarcPolicies
 from smtp.srs import Srs
@@ -143,9 +142,7 @@ class Senders:
 
 def from_domain(raw: bytes) -> str:
     """The domain of the first From: address (what DMARC aligns against)."""
-    fields, _ = split_message(raw)
-    value = next((field_value(f) for f in fields if field_name(f) == "from"), "")
-    addresses = [a for _, a in getaddresses([value]) if "@" in a]
+    addresses = from_addresses(raw)
     return domain_of(addresses[0]) if addresses else ""
 
 

@@ -10,6 +10,19 @@ import dns.resolver
 _CACHE_TTL = 3600
 
 
+def organisational_domain(domain: str) -> str:
+    """The registered domain, approximated by its last two labels (no public suffix list here)."""
+    return ".".join(domain.lower().rstrip(".").split(".")[-2:])
+
+
+def parse_dmarc(text: str) -> dict[str, str] | None:
+    """The tags of a DMARC record (lower-cased), or None when `text` is not one."""
+    if not text.lower().startswith("v=dmarc1"):
+        return None
+    pairs = (part.strip().split("=", 1) for part in text.split(";") if "=" in part)
+    return {k.strip().lower(): v.strip().lower() for k, v in pairs}
+
+
 class DmarcPolicies:
     """`policy(domain)` → "reject" | "quarantine" | "none" | None (no record), cached for an hour."""
 
@@ -23,9 +36,9 @@ class DmarcPolicies:
         if hit and hit[0] > time.monotonic():
             return hit[1]
         found = self._lookup(domain)
-        labels = domain.split(".")
-        if found is None and len(labels) > 2:  # the organisational domain's record (no public suffix list)
-            found = self._lookup(".".join(labels[-2:]), subdomain=True)
+        organisational = organisational_domain(domain)
+        if found is None and organisational != domain:
+            found = self._lookup(organisational, subdomain=True)
         if len(self._cache) > 10000:
             self._cache.clear()
         self._cache[domain] = (time.monotonic() + _CACHE_TTL, found)
@@ -37,10 +50,7 @@ class DmarcPolicies:
         except (dns.exception.DNSException, OSError):
             return None
         for rdata in answer:
-            text = b"".join(rdata.strings).decode("ascii", "replace")
-            if not text.lower().startswith("v=dmarc1"):
-                continue
-            tags = dict(part.strip().split("=", 1) for part in text.split(";") if "=" in part)
-            tags = {k.strip().lower(): v.strip().lower() for k, v in tags.items()}
-            return tags.get("sp", tags.get("p")) if subdomain else tags.get("p")
+            tags = parse_dmarc(b"".join(rdata.strings).decode("ascii", "replace"))
+            if tags is not None:
+                return tags.get("sp", tags.get("p")) if subdomain else tags.get("p")
         return None
