@@ -60,6 +60,13 @@ def parse_port(raw: str) -> int:
     return value
 
 
+def parse_niceness(raw: str) -> int:
+    value = parse_int(raw, 0)
+    if value > 19:
+        raise ValueError(f"niceness must be 0-19, got {value}")
+    return value
+
+
 def parse_duration(raw: str) -> int:
     """'90', '90s', '5m', '2h', '5d' -> seconds."""
     match = _DURATION.match(raw)
@@ -193,6 +200,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("MAX_QUEUE_LIFETIME", parse_duration, "5d", "How long a deferred message is retried before it bounces."),
     S("DELIVERY_LEASE", parse_duration, "5m", "How long a worker owns a message; an expired lease (crashed worker) is retried."),
     S("DELIVERY_BATCH", lambda r: parse_int(r, 1), "20", "Most messages one worker job delivers: it also takes jobs waiting in the queue (1 = one per job)."),
+    S("WORKER_NICE", parse_niceness, "5", "Niceness (0-19) a worker adds to its own CPU priority, so accepting mail (latency a sender waits on) goes before delivering it from the queue. 0 = same priority."),
     S("RECONCILE_INTERVAL", parse_duration, "1m", "How often the worker re-enqueues messages whose job was lost."),
     # dashboard
     S("WEB_LISTEN", parse_listen, "127.0.0.1:8000", "host:port of the dashboard for `make run`."),

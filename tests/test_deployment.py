@@ -119,3 +119,8 @@ def test_makefile_targets_in_readme_exist():
         readme = f.read()
     for target in re.findall(r"`make ([a-z-]+)`", readme):
         assert target in targets, f"README mentions make {target}, the Makefile has no such target"
+
+
+def test_worker_gets_less_cpu_weight_than_the_smtp_server():
+    services = _compose()["services"]
+    assert services["worker"]["cpu_shares"] < services["smtp"].get("cpu_shares", 1024)

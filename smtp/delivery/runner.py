@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -139,6 +140,7 @@ def _reconcile_forever(ctx: context.Context, interval: int, stop: threading.Even
 
 def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Periodic] = ()) -> None:
     setup_logging(settings.LOG_LEVEL)
+    niceness = os.nice(settings.WORKER_NICE)  # before anything runs: threads and children inherit it
     ctx = context.configure(settings)
     reconcile_once(ctx)
     run_periodic(ctx, periodic)
@@ -147,7 +149,7 @@ def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Perio
                               name="reconciler", daemon=True)
     thread.start()
     log(logger, logging.INFO, "worker starting", queue=settings.RQ_QUEUE, worker_id=ctx.worker_id,
-        mode=settings.SMTP_DELIVERY_MODE, relays=[r.name for r in ctx.relays.relays])
+        niceness=niceness, mode=settings.SMTP_DELIVERY_MODE, relays=[r.name for r in ctx.relays.relays])
     if settings.SMTP_DELIVERY_MODE == "smart" and not ctx.relays.relays:
         log(logger, logging.WARNING, "smart mode without a relay delivers direct only: set SMTP_HOST or SMTP_RELAYS")
     try:

@@ -31,6 +31,7 @@ def test_defaults_parse():
     ("DNS_NAMESERVERS", "127.0.0.1:5353, 10.0.0.1", (("127.0.0.1", 5353), ("10.0.0.1", 53))),
     ("RETRY_SCHEDULE", "30s, 2m,1h,1d", (30, 120, 3600, 86400)),
     ("MAX_QUEUE_LIFETIME", "2h", 7200),
+    ("WORKER_NICE", "0", 0),
     ("SMTP_ENABLE_DKIM", "off", False),
     ("SMTP_DELIVERY_MODE", "Direct", "direct"),
     ("DATABASE_URL", "postgres://u@h/db", "postgresql://u@h/db"),
@@ -59,6 +60,7 @@ def test_values_parse(name, raw, expected):
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL", "sqlite://"),
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "DEBUG"),
+    ({"WORKER_NICE": "20"}, "WORKER_NICE", "0-19"),
 ])
 def test_bad_values_name_the_setting(env, name, fragment):
     with pytest.raises(SettingsError) as info:

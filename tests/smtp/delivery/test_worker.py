@@ -160,3 +160,19 @@ def test_a_finished_deliver_job_leaves_no_job_registry_entry_or_execution_behind
                     for m in redis.zrange(k, 0, -1) if b"deliver-" in m]
     finally:
         redis.close()
+
+
+def test_worker_lowers_its_cpu_priority_by_worker_nice_and_still_delivers(world, internet, db, workers, env):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    message_id = world.seed([route])
+    _enqueue(env, message_id)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+
+    worker = workers(WORKER_NICE="7")
+    wait_for(_done(db, message_id), timeout=30, what=f"delivery; worker log:\n{worker.log()}")
+
+    assert os.getpriority(os.PRIO_PROCESS, worker.proc.pid) == min(19, ours + 7)
+    assert f'"niceness": {min(19, ours + 7)}' in worker.log()
+    assert len(sink.messages) == 1
