@@ -32,6 +32,8 @@ def _pem(key) -> bytes:
 def test_crlf_only_fixes_bare_cr_and_lf_and_leaves_crlf_alone():
     assert crlf_only(ORIGINAL) == ORIGINAL
     assert crlf_only(b"a\nb\rc\r\nd\n") == b"a\r\nb\r\nc\r\nd\r\n"
+    assert crlf_only(b"a\n\rb") == b"a\r\n\r\nb"  # as many CR as LF, but not paired
+    assert crlf_only(b"a\r\r\nb\n") == b"a\r\n\r\nb\r\n"
 
 
 def test_received_header_is_one_folded_crlf_field():
