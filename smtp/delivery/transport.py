@@ -4,10 +4,13 @@
 caller can commit a delivered destination before the next transaction starts.
 
 A connection whose transactions all went through is parked, one per MX address, and the next `send()`
-to that address (the next job of this worker, usually) reuses it after an RSET answered 250, as
-Postfix's connection cache does: no TCP handshake, greeting, EHLO, STARTTLS and QUIT per message. A
-parked connection is closed instead of reused once idle for `reuse_idle` seconds, older than
-REUSE_MAX_AGE or after REUSE_MAX_TRANSACTIONS; `reuse_idle=0` turns reuse off.
+to that address (the next job of this worker, usually) reuses it, as Postfix's connection cache does: no
+TCP handshake, greeting, EHLO, STARTTLS and QUIT per message. One parked under REUSE_UNCHECKED seconds
+ago is used as it is; should its first command find it closed (or answered 421) before the MAIL FROM is
+accepted, nothing of the transaction was taken, so it goes again over a new connection to the same
+address. One parked longer must answer an RSET with 250 first. A parked connection is closed instead of
+reused once idle for `reuse_idle` seconds, older than REUSE_MAX_AGE or after REUSE_MAX_TRANSACTIONS;
+`reuse_idle=0` turns reuse off.
 
 When the server offers PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and DATA go out in one write and
 the body with its final dot in another, so a transaction costs two round trips instead of 3 + recipients.
@@ -29,6 +32,7 @@ NO_HOSTS = Reply(None, "4.4.4 no MX host could be tried")
 REUSE_IDLE = 5.0  # seconds a parked connection may wait for its next transaction
 REUSE_MAX_AGE = 300.0  # Postfix's smtp_connection_reuse_time_limit
 REUSE_MAX_TRANSACTIONS = 100
+REUSE_UNCHECKED = 2.0  # seconds parked within which a connection is reused without an RSET check
 
 
 @dataclass
@@ -57,6 +61,7 @@ class _Session:
     features: dict = field(default_factory=dict)
     opened_at: float = field(default_factory=time.monotonic)
     transactions: int = 0
+    unchecked: bool = False  # reused without an RSET check and not used since
 
 
 class SessionError(Exception):
@@ -139,18 +144,9 @@ class DirectTransport:
                 if not pending:
                     return
                 try:
-                    session = self._reuse(host, address) or self._open(host, address)
+                    yield from self._deliver(host, address, pending)
                 except SessionError as exc:
                     last, last_host = exc.reply, host.name
-                    continue
-                clean = False
-                try:
-                    clean = yield from self._run(session, pending)
-                finally:
-                    if clean:
-                        self._park(session, address)
-                    else:
-                        self._close(session)
         for i, tx in enumerate(pending):
             yield TransactionResult(tx, {r: last for r in tx.recipients}, last_host, False, i == len(pending) - 1)
 
@@ -199,25 +195,33 @@ class DirectTransport:
             self._close(session)
 
     def _reuse(self, host: MxHost, address: str) -> _Session | None:
-        """A parked connection to this address that still answers RSET with 250, or None."""
+        """A parked connection to this address: one parked just now as it is, an older one if it still answers
+        RSET with 250; or None."""
         with self._lock:
             parked = self._parked.pop((host.name, address), None)
         if parked is None:
             return None
         session, since = parked
-        if time.monotonic() - since >= self.reuse_idle:
+        idle = time.monotonic() - since
+        if idle >= self.reuse_idle:
             self._close(session)
             return None
+        session.unchecked = idle < REUSE_UNCHECKED
+        if not session.unchecked and not self._answers_rset(session):
+            return None
+        session.host = host
+        return session
+
+    def _answers_rset(self, session: _Session) -> bool:
         try:
             code, _ = session.client.rset()
         except (OSError, smtplib.SMTPException):
             self._abort(session.client)
-            return None
+            return False
         if code != 250:
             self._close(session)
-            return None
-        session.host = host
-        return session
+            return False
+        return True
 
     def _open(self, host: MxHost, address: str) -> _Session:
         where = f"{host.name}[{address}]:{self.port}"
@@ -253,15 +257,43 @@ class DirectTransport:
         client.ehlo()
         return True
 
+    def _deliver(self, host: MxHost, address: str,
+                 pending: list[Transaction]) -> Generator[TransactionResult, None, None]:
+        """Send what is pending over a parked connection to this address, or a new one (SessionError if
+        none can be opened)."""
+        session = self._reuse(host, address)
+        if session is not None:
+            try:
+                yield from self._use(session, address, pending)
+                return
+            except NothingAccepted:
+                pass  # it was closed while parked; the transaction goes again below
+        yield from self._use(self._open(host, address), address, pending)
+
+    def _use(self, session: _Session, address: str,
+             pending: list[Transaction]) -> Generator[TransactionResult, None, None]:
+        clean = False
+        try:
+            clean = yield from self._run(session, pending)
+        finally:
+            if clean:
+                self._park(session, address)
+            else:
+                self._close(session)
+
     def _run(self, session: _Session, pending: list[Transaction]) -> Generator[TransactionResult, None, bool]:
-        """Send the pending transactions; returns True when the connection is still good for another one."""
+        """Send the pending transactions; returns True when the connection is still good for another one.
+        Raises NothingAccepted, leaving the transaction pending, when an unchecked reused connection is dead."""
         clean = True
         while pending:
             tx = pending[0]
             session.transactions += 1
+            unchecked, session.unchecked = session.unchecked, False
             try:
                 replies = self.transaction(session.client, tx)
             except NothingAccepted as exc:
+                if unchecked:
+                    raise
                 lost = exc.reply or self._lost(session, exc)
             except (OSError, smtplib.SMTPServerDisconnected) as exc:
                 lost = self._lost(session, exc)

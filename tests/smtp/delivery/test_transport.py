@@ -1,8 +1,11 @@
 """DirectTransport on the wire, against real SMTP servers on loopback: PIPELINING (RFC 2920) with per-recipient
-replies, and the lock-step path for servers without it."""
+replies, the lock-step path for servers without it, and reuse of a parked connection without an RSET."""
 
 from __future__ import annotations
 
+import pytest
+
+from smtp.delivery import transport as transport_module
 from smtp.delivery.mx import MxHost
 from smtp.delivery.transport import Transaction, dot_stuffed
 from tests.support.net import wait_for
@@ -139,6 +142,54 @@ def test_without_pipelining_every_command_waits_for_its_reply(direct, command_si
                                         b"DATA\r\n"]
     [received] = sink.messages
     assert received.data == DOTTED and received.rcpt_tos == ("bob@dest.test",)
+
+
+def test_a_connection_parked_just_now_is_reused_without_rset(direct, command_sink, opened):
+    sink = command_sink("127.0.0.2")
+    for i in range(3):
+        [result] = direct.send(MX, [_tx(f"user{i}@dest.test")])
+        assert _codes(result) == {f"user{i}@dest.test": 250}
+
+    assert opened == ["127.0.0.2"] and len({m.session_id for m in sink.messages}) == 1
+    assert sink.handler.commands == ["EHLO"] + ["MAIL", "RCPT", "DATA"] * 3
+
+
+def test_a_connection_parked_longer_is_checked_with_rset(direct, command_sink, opened, monkeypatch):
+    monkeypatch.setattr(transport_module, "REUSE_UNCHECKED", 0.0)
+    sink = command_sink("127.0.0.2")
+    list(direct.send(MX, [_tx("bob@dest.test")]))
+    list(direct.send(MX, [_tx("carol@dest.test")]))
+
+    assert opened == ["127.0.0.2"] and len(sink.messages) == 2
+    assert sink.handler.commands == ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA"]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "lock-step"])
+def test_a_connection_the_server_closed_while_parked_is_replaced_at_once(direct, command_sink, opened,
+                                                                         pipelining):
+    sink = command_sink("127.0.0.2", pipelining=pipelining, hang_up_after_message=True)
+    [first] = direct.send(MX, [_tx("bob@dest.test")])
+    wait_for(lambda: sink.handler.hang_ups == 1, what="the server hanging up")
+    assert direct.has_parked(MX)  # still parked on our side
+
+    [second] = direct.send(MX, [_tx("carol@dest.test")])
+
+    assert _codes(first) == {"bob@dest.test": 250} and _codes(second) == {"carol@dest.test": 250}
+    assert opened == ["127.0.0.2", "127.0.0.2"]
+    assert [m.rcpt_tos for m in sink.messages] == [("bob@dest.test",), ("carol@dest.test",)]
+    assert "RSET" not in sink.handler.commands
+
+
+def test_a_421_to_the_first_mail_on_a_reused_connection_is_replaced_at_once(direct, command_sink, opened):
+    sink = command_sink("127.0.0.2")
+    list(direct.send(MX, [_tx("bob@dest.test")]))
+    sink.handler.mail_replies.append("421 4.4.2 idle too long, closing")
+
+    [result] = direct.send(MX, [_tx("carol@dest.test")])
+
+    assert _codes(result) == {"carol@dest.test": 250}
+    assert opened == ["127.0.0.2", "127.0.0.2"]
+    assert [m.rcpt_tos for m in sink.messages] == [("bob@dest.test",), ("carol@dest.test",)]
 
 
 def test_a_421_to_mail_on_a_new_connection_defers_and_the_rest_try_the_next_host(direct, command_sink, opened):
