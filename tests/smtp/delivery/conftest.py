@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ from smtp.delivery.transport import DirectTransport
 from smtp.routes import FORWARD, Route, build_message
 from tests.conftest import make_settings
 from tests.smtp.delivery.relays import RelayCA, RelayServer
-from tests.smtp.delivery.sink import Sink
+from tests.smtp.delivery.sink import SMTP_SINK, CommandLog, PostfixSink, Sink
 from tests.support.net import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -240,3 +241,56 @@ def opened(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(DirectTransport, "_open", counting)
     return calls
+
+
+@pytest.fixture
+def writes(monkeypatch) -> list[bytes]:
+    """Every chunk an smtplib client wrote to its socket, in order (the real send still runs)."""
+    chunks: list[bytes] = []
+    real = smtplib.SMTP.send
+
+    def recording(self, s):
+        chunks.append(s.encode(self.command_encoding) if isinstance(s, str) else bytes(s))
+        return real(self, s)
+
+    monkeypatch.setattr(smtplib.SMTP, "send", recording)
+    return chunks
+
+
+@pytest.fixture
+def mx_port() -> int:
+    """The port of the MX hosts a bare DirectTransport (the `direct` fixture) talks to."""
+    return free_port()
+
+
+@pytest.fixture
+def direct(mx_port):
+    transport = DirectTransport(hostname="mx.mailferry.test", port=mx_port, timeout=10, require_tls=False)
+    yield transport
+    transport.close()
+
+
+@pytest.fixture
+def command_sink(mx_port):
+    """start(ip, **CommandLog options) -> an aiosmtpd sink on ip:mx_port that offers PIPELINING (unless
+    pipelining=False) and logs the commands it gets."""
+    started: list[Sink] = []
+
+    def start(ip: str, **options) -> Sink:
+        sink = Sink(ip, mx_port, handler=CommandLog(**options)).start()
+        started.append(sink)
+        return sink
+
+    yield start
+    for sink in started:
+        sink.stop()
+
+
+@pytest.fixture
+def postfix_sink(mx_port):
+    """Postfix's smtp-sink on 127.0.0.2:mx_port."""
+    if not os.access(SMTP_SINK, os.X_OK):
+        pytest.skip("Postfix's smtp-sink is not installed (scripts/system_deps.sh postfix)")
+    sink = PostfixSink("127.0.0.2", mx_port).start()
+    yield sink
+    sink.stop()

@@ -1,18 +1,26 @@
 """Destination MX hosts for tests: aiosmtpd servers on 127.0.0.x that record what they accept.
 
 Behaviour is scripted per sink: refuse some recipients, answer DATA with queued replies (e.g. one 451
-before accepting), stall on DATA until released (for crash tests), or offer STARTTLS.
+before accepting), stall on DATA until released (for crash tests), or offer STARTTLS. `CommandLog` sinks
+also offer PIPELINING (aiosmtpd does not), log the commands they get and can hang up after each message.
+`PostfixSink` is Postfix's own smtp-sink, which offers PIPELINING too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 
 from aiosmtpd.controller import Controller
+
+from tests.support.net import wait_port
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,58 @@ class SinkHandler:
                 self.messages.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.original_content,
                                               session.ssl is not None, session.host_name or "", id(session)))
         return reply
+
+
+class CommandLog(SinkHandler):
+    """A sink handler that offers PIPELINING and logs the commands that reach it (a received message as "DATA";
+    aiosmtpd answers commands out of sequence, such as an RCPT without a MAIL, itself)."""
+
+    def __init__(self, *, pipelining: bool = True, hang_up_after_message: bool = False):
+        super().__init__()
+        self.pipelining = pipelining
+        self.hang_up_after_message = hang_up_after_message  # as a server does that closes an idle connection
+        self.commands: list[str] = []
+        self.mail_replies: list[str] = []  # consumed one per MAIL FROM, like data_replies
+        self.refused_rcpt_counts = False  # a refused RCPT still lets DATA get its 354 (RFC 2920 3.1's case)
+        self.hang_ups = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.commands.append("EHLO")
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.commands.append("MAIL")
+        reply = self.mail_replies.pop(0) if self.mail_replies else ""
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.commands.append("RCPT")
+        reply = await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+        if self.refused_rcpt_counts and address not in envelope.rcpt_tos:
+            envelope.rcpt_tos.append(address)
+        return reply
+
+    async def handle_DATA(self, server, session, envelope):
+        self.commands.append("DATA")
+        reply = await super().handle_DATA(server, session, envelope)
+        if self.hang_up_after_message:
+            asyncio.get_running_loop().call_soon(self._hang_up, server)  # after the reply has been written
+        return reply
+
+    async def handle_RSET(self, server, session, envelope):
+        self.commands.append("RSET")
+        return "250 2.0.0 OK"
+
+    def _hang_up(self, server) -> None:
+        server.transport.close()
+        self.hang_ups += 1
 
 
 class Sink:
@@ -104,3 +164,41 @@ class Refuser:
 
     def stop(self) -> None:
         self.sock.close()
+
+
+class PostfixSink:
+    """Postfix's smtp-sink on host:port (it offers PIPELINING), appending every transaction to one dump file:
+    generated X-Client-Addr ... Received headers, then the message with LF line ends, then an empty line."""
+
+    def __init__(self, host: str, port: int):
+        self.host = host
+        self.port = port
+        # smtp-sink drops root for nobody, who must be able to write the dump
+        self.workdir = tempfile.mkdtemp(prefix="smtp-sink-")
+        os.chmod(self.workdir, 0o777)
+        self.dump_path = os.path.join(self.workdir, "dump")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "PostfixSink":
+        privileges = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen([SMTP_SINK, *privileges, "-D", self.dump_path, f"{self.host}:{self.port}", "16"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.host, self.port)
+        return self
+
+    def dump(self) -> bytes:
+        try:
+            with open(self.dump_path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"

@@ -12,7 +12,9 @@ from mailferry.models.message import DELIVERED, DONE
 from smtp.delivery import context
 from smtp.delivery.job import run
 from tests.conftest import make_settings
-from tests.smtp.delivery.helpers import deliveries, message
+from tests.smtp.delivery.helpers import attempts, deliveries, message
+from tests.smtp.delivery.sink import CommandLog
+from tests.support.net import wait_for
 
 
 def _setup(world, internet):
@@ -42,6 +44,23 @@ def test_a_connection_the_mx_dropped_is_replaced_and_the_message_sent_once(ctx, 
 
     assert len(sink.messages) == 2 and len(opened) == 2
     assert [d.state for d in deliveries(db, second)] == [DELIVERED]
+
+
+def test_a_connection_the_mx_closed_while_parked_costs_no_deferral(ctx, world, internet, db, opened):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2", handler=CommandLog(hang_up_after_message=True))
+    assert run(ctx, world.seed([route])) is None
+    wait_for(lambda: sink.handler.hang_ups == 1, what="the MX hanging up")
+
+    second = world.seed([route])
+    assert run(ctx, second) is None
+
+    assert len(sink.messages) == 2 and len(opened) == 2
+    [delivery] = deliveries(db, second)
+    assert delivery.state == DELIVERED
+    assert [(a.outcome, a.code) for a in attempts(db, delivery.id)] == [("delivered", 250)]
+    assert "RSET" not in sink.handler.commands
 
 
 def test_reuse_off_or_idle_too_long_opens_a_new_connection(ctx, world, internet, db, opened):
