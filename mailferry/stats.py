@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -25,7 +26,7 @@ def _upsert(dialect_name: str, counted: tuple[str, ...]) -> Insert:
     )
 
 
-def bump_daily(session: Session, domain_id: int | None, **counts: int) -> None:
+def bump_daily(session: Session | Connection, domain_id: int | None, **counts: int) -> None:
     """Add `counts` (e.g. forwarded=1) to today's row of the domain and of the all-domains row, in one
     statement (the rows in a fixed order, so concurrent bumps take their locks in the same order)."""
     unknown = set(counts) - set(COUNTERS)
@@ -37,5 +38,6 @@ def bump_daily(session: Session, domain_id: int | None, **counts: int) -> None:
     day = utcnow().date()
     base = {c: 0 for c in COUNTERS} | counts
     rows = [base | {"domain_id": target, "day": day} for target in sorted({ALL_DOMAINS, domain_id or ALL_DOMAINS})]
-    connection = session.connection()  # Core, not the ORM execute path: the statement is on a Table
+    # Core, not the ORM execute path: the statement is on a Table
+    connection = session if isinstance(session, Connection) else session.connection()
     connection.execute(_upsert(connection.dialect.name, tuple(sorted(counts))), rows)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
-from mailferry.models import Message
-from smtp.routes import Route, build_message
+from smtp.routes import Route, message_rows
 
 from .outcome import Reply, status_code
 
@@ -107,10 +106,10 @@ def new_message_id() -> str:
     return secrets.token_hex(8).upper()
 
 
-def dsn_message(original: OriginalMessage, failures: list[Failure], *, hostname: str, now: datetime,
-                domain_id: int | None) -> Message:
-    """The DSN as a queued Message (null sender, one delivery to the original sender)."""
+def dsn_rows(original: OriginalMessage, failures: list[Failure], *, hostname: str, now: datetime,
+             domain_id: int | None) -> tuple[dict, list[dict]]:
+    """The DSN as the rows of a queued message (null sender, one delivery to the original sender), to insert."""
     dsn_id = new_message_id()
     raw = build_dsn(original, failures, hostname=hostname, now=now, dsn_id=dsn_id)
     route = Route(recipient=original.mail_from, destinations=(original.mail_from,), kind=DSN_KIND, domain_id=domain_id)
-    return build_message(dsn_id, mail_from="", routes=[route], raw=raw, peer="127.0.0.1", helo=hostname)
+    return message_rows(dsn_id, mail_from="", routes=[route], raw=raw, peer="127.0.0.1", helo=hostname)

@@ -13,20 +13,19 @@ from dataclasses import replace
 from datetime import datetime
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailferry.logs import log
-from mailferry.models import Delivery, Message, utcnow
-from mailferry.models.message import DEFERRED, DELIVERED, PENDING
+from mailferry.models import utcnow
+from mailferry.models.message import DELIVERED
 from mailferry.queue import enqueue_messages
 
 from . import context, lease, router
 from .batch import HeldSlots, take_waiting
-from .dsn import dsn_message
+from .load import snapshots
 from .outcome import classify
-from .record import Attempt, Target, finish, locked_message, record_attempt
+from .record import Attempt, Target
 from .senders import Snapshot
+from .settle import counted, record_delivered, settle
 from .tally import Tally
 
 logger = logging.getLogger(__name__)
@@ -50,12 +49,14 @@ def deliver_message(message_id: str) -> None:
 
 def run(ctx: context.Context, message_id: str) -> datetime | None:
     """One delivery pass; returns when the message is due again, if it is not done."""
-    held = lease.Holder(ctx.db, message_id, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
-    with ctx.db.session() as s:
-        if not held.claim(s):
+    claimed_at = time.monotonic()
+    with ctx.db.engine.begin() as conn:
+        claimed = lease.claim_many(conn, [message_id], ctx.worker_id, ctx.settings.DELIVERY_LEASE)
+        if not claimed:
             log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
-            return lease.waiting_until(s, message_id)
-        snap = _load(s, message_id)
+            return lease.waiting_until(conn, message_id)
+        snap = snapshots(conn, claimed)[message_id]
+    held = lease.Holder(ctx.db, message_id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed(claimed_at)
     return _deliver(ctx, snap, held)
 
 
@@ -65,13 +66,13 @@ def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
     When each is due again goes to ctx.followups; a failure in one message does not stop the others (its
     lease expires and the reconciler retries it) and is raised once the batch is done."""
     claimed_at = time.monotonic()  # before the claim: each lease is renewed, or found lost, in time
-    with ctx.db.session() as s:
-        claimed = lease.claim_many(s, message_ids, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
-        snaps = _load_many(s, claimed)
+    with ctx.db.engine.begin() as conn:
+        claimed = lease.claim_many(conn, message_ids, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
+        snaps = snapshots(conn, claimed)
         for message_id in message_ids:
             if message_id not in snaps:
                 log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
-                if (when := lease.waiting_until(s, message_id)) is not None:
+                if (when := lease.waiting_until(conn, message_id)) is not None:
                     ctx.followups[message_id] = when
     log(logger, logging.DEBUG, "batch claimed", message_id=message_ids[0], claimed=len(snaps),
         taken=len(message_ids))
@@ -100,8 +101,8 @@ def _write_tally(ctx: context.Context, tally: Tally, message_id: str) -> None:
     if not tally:
         return
     try:
-        with ctx.db.session() as s:
-            tally.write(s)
+        with ctx.db.engine.begin() as conn:
+            tally.write(conn)
     except Exception:  # noqa: BLE001 - counters only: the deliveries are committed
         logger.exception("could not write the batch's counters", extra={"message_id": message_id})
 
@@ -109,6 +110,7 @@ def _write_tally(ctx: context.Context, tally: Tally, message_id: str) -> None:
 def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder, tally: Tally | None = None) -> datetime | None:
     message_id = snap.id
     unsettled: list[Attempt] = []
+    recorded: set[int] = set()  # targets committed delivered before the settle
     groups = list(_by_domain(snap.targets).items())
     for i, (domain, targets) in enumerate(groups):
         if not held.keep():
@@ -122,36 +124,9 @@ def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder, tally: Ta
             if final and i == len(groups) - 1:
                 unsettled += delivered  # nothing is sent before the settling commit: record them there
             elif delivered:
-                _commit_delivered(ctx, snap, delivered, held, tally)  # before the next transaction is sent
-    return _settle(ctx, snap, unsettled, tally)
-
-
-def _due(deliveries: list[Delivery], now: datetime) -> tuple[Target, ...]:
-    return tuple(
-        Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id)
-        for d in deliveries
-        if d.state in (PENDING, DEFERRED) and (d.next_attempt_at is None or d.next_attempt_at <= now)
-    )
-
-
-def _snapshot(m: Message, targets: tuple[Target, ...]) -> Snapshot:
-    return Snapshot(m.id, m.mail_from, m.raw, m.received_at, m.helo, m.peer, m.used_tls, targets)
-
-
-def _load(s: Session, message_id: str) -> Snapshot:
-    m = s.get(Message, message_id)
-    return _snapshot(m, _due(m.deliveries, utcnow()))
-
-
-def _load_many(s: Session, messages: list[Message]) -> dict[str, Snapshot]:
-    """Snapshots of the claimed messages, their deliveries read in one query."""
-    if not messages:
-        return {}
-    now = utcnow()
-    rows: dict[str, list[Delivery]] = {m.id: [] for m in messages}
-    for d in s.scalars(select(Delivery).where(Delivery.message_id.in_(list(rows))).order_by(Delivery.id)):
-        rows[d.message_id].append(d)
-    return {m.id: _snapshot(m, _due(rows[m.id], now)) for m in messages}
+                _commit_delivered(ctx, delivered, held, tally)  # before the next transaction is sent
+                recorded.update(a.target.id for a in delivered)
+    return _settle(ctx, snap, unsettled, recorded, tally)
 
 
 def _first_domain(snap: Snapshot) -> str:
@@ -165,40 +140,23 @@ def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
     return groups
 
 
-def _commit_delivered(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], held: lease.Holder,
-                      tally: Tally | None) -> None:
-    with ctx.db.session() as s:
-        for attempt in attempts:
-            record_attempt(s, attempt, now=utcnow(), received_at=snap.received_at, settings=ctx.settings, tally=tally)
-        held.keep(s)
+def _commit_delivered(ctx: context.Context, attempts: list[Attempt], held: lease.Holder, tally: Tally | None) -> None:
+    with counted(ctx.db.engine, tally) as (conn, counts):
+        record_delivered(conn, attempts, now=utcnow(), counts=counts)
+        held.keep(conn)
 
 
-def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], tally: Tally | None = None) -> datetime | None:
-    now = utcnow()
-    dsn = None
-    with ctx.db.session() as s:
-        message = locked_message(s, snap.id, ctx.worker_id)
-        if message is None:  # what was delivered stays delivered; the rest is the new owner's
-            log(logger, logging.WARNING, "lease lost before settling", message_id=snap.id)
-            for attempt in attempts:
-                if classify(attempt.reply) == DELIVERED:
-                    record_attempt(s, attempt, now=now, received_at=snap.received_at, settings=ctx.settings,
-                                   tally=tally)
-            return None
-        failures = [f for a in attempts
-                    if (f := record_attempt(s, a, now=now, received_at=snap.received_at, settings=ctx.settings,
-                                            tally=tally))]
-        if failures and snap.mail_from:  # never bounce a bounce: those have a null sender
-            domain_id = next((a.target.domain_id for a in attempts if a.target.domain_id), None)
-            dsn = dsn_message(snap.original, failures, hostname=ctx.settings.SMTP_HOSTNAME, now=now,
-                              domain_id=domain_id)
-            s.add(dsn)
-        when = finish(message, now)
-    if dsn is not None:
-        log(logger, logging.INFO, "bounce queued", message_id=snap.id, dsn_id=dsn.id, failed=len(failures))
-        _enqueue(ctx, dsn.id)
-    log(logger, logging.INFO, "delivery pass done", message_id=snap.id, next_attempt_at=when)
-    return when
+def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], recorded: set[int],
+            tally: Tally | None = None) -> datetime | None:
+    settled = settle(ctx.db.engine, snap, attempts, recorded, owner=ctx.worker_id, settings=ctx.settings, tally=tally)
+    if settled is None:
+        log(logger, logging.WARNING, "lease lost before settling", message_id=snap.id)
+        return None
+    if settled.dsn_id is not None:
+        log(logger, logging.INFO, "bounce queued", message_id=snap.id, dsn_id=settled.dsn_id, failed=settled.failed)
+        _enqueue(ctx, settled.dsn_id)
+    log(logger, logging.INFO, "delivery pass done", message_id=snap.id, next_attempt_at=settled.next_attempt_at)
+    return settled.next_attempt_at
 
 
 def _enqueue(ctx: context.Context, message_id: str) -> None:

@@ -5,54 +5,48 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, Row, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailferry.db import Database
 from mailferry.models import Message, utcnow
 from mailferry.models.message import QUEUED
 
+_messages = Message.__table__
+# What a delivery pass needs of a message (smtp.delivery.load): the claim returns it, no second read.
+CLAIMED = (_messages.c.id, _messages.c.mail_from, _messages.c.raw, _messages.c.received_at, _messages.c.helo,
+           _messages.c.peer, _messages.c.used_tls)
 
-def claim(session: Session, message_id: str, owner: str, seconds: int) -> bool:
-    """Take the lease when the message is queued, due, and nobody holds a live lease on it.
 
-    The UPDATE returns the claimed row (RETURNING: SQLite >= 3.35, PostgreSQL), so the Message is in the
-    session afterwards and loading it costs no second query."""
+def claim(session: Session | Connection, message_id: str, owner: str, seconds: int) -> bool:
+    """Take the lease when the message is queued, due, and nobody holds a live lease on it."""
+    return len(claim_many(session, [message_id], owner, seconds)) == 1
+
+
+def claim_many(session: Session | Connection, message_ids: list[str], owner: str, seconds: int) -> list[Row]:
+    """`claim` for several messages in one statement; returns the CLAIMED columns of the messages claimed
+    (RETURNING: SQLite >= 3.35, PostgreSQL)."""
     now = utcnow()
-    claimed = session.scalars(
-        update(Message)
-        .where(Message.id == message_id, Message.state == QUEUED)
-        .where(or_(Message.lease_until.is_(None), Message.lease_until < now))
-        .where(or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+    return list(session.execute(
+        update(_messages)
+        .where(_messages.c.id.in_(message_ids), _messages.c.state == QUEUED)
+        .where(or_(_messages.c.lease_until.is_(None), _messages.c.lease_until < now))
+        .where(or_(_messages.c.next_attempt_at.is_(None), _messages.c.next_attempt_at <= now))
         .values(lease_until=now + timedelta(seconds=seconds), lease_owner=owner)
-        .returning(Message)
-    ).all()
-    return len(claimed) == 1
+        .returning(*CLAIMED)
+    ))
 
 
-def claim_many(session: Session, message_ids: list[str], owner: str, seconds: int) -> list[Message]:
-    """`claim` for several messages in one statement; returns the messages claimed (in the session)."""
-    now = utcnow()
-    return list(session.scalars(
-        update(Message)
-        .where(Message.id.in_(message_ids), Message.state == QUEUED)
-        .where(or_(Message.lease_until.is_(None), Message.lease_until < now))
-        .where(or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
-        .values(lease_until=now + timedelta(seconds=seconds), lease_owner=owner)
-        .returning(Message)
-    ).all())
-
-
-def renew(session: Session, message_id: str, owner: str, seconds: int) -> bool:
+def renew(session: Session | Connection, message_id: str, owner: str, seconds: int) -> bool:
     """Extend our lease; False when it was lost (it expired and another worker took the message)."""
     result = session.execute(
-        update(Message).where(Message.id == message_id, Message.lease_owner == owner)
+        update(_messages).where(_messages.c.id == message_id, _messages.c.lease_owner == owner)
         .values(lease_until=utcnow() + timedelta(seconds=seconds))
     )
     return result.rowcount == 1
 
 
-def waiting_until(session: Session, message_id: str) -> datetime | None:
+def waiting_until(session: Session | Connection, message_id: str) -> datetime | None:
     """When a queued, unleased message that is not due yet becomes due (None otherwise)."""
     now = utcnow()
     row = session.execute(select(Message.state, Message.next_attempt_at, Message.lease_until)
@@ -70,20 +64,16 @@ class Holder:
         self._renewed = 0.0
 
     def claimed(self, at: float) -> "Holder":
-        """A lease claim_many took at time.monotonic() `at`: until a third of it has run out from then, it is ours."""
+        """A lease claimed at time.monotonic() `at`: until a third of it has run out from then, it is ours."""
         self._renewed = at
         return self
 
-    def claim(self, session: Session) -> bool:
-        self._renewed = time.monotonic()
-        return claim(session, self.message_id, self.owner, self.seconds)
-
-    def keep(self, session: Session | None = None) -> bool:
+    def keep(self, session: Session | Connection | None = None) -> bool:
         """Still ours? Until a third of the lease has passed nobody else can have taken it."""
         if time.monotonic() - self._renewed < self.seconds / 3:
             return True
         self._renewed = time.monotonic()
         if session is not None:
             return renew(session, self.message_id, self.owner, self.seconds)
-        with self.db.session() as s:
-            return renew(s, self.message_id, self.owner, self.seconds)
+        with self.db.engine.begin() as conn:
+            return renew(conn, self.message_id, self.owner, self.seconds)

@@ -1,22 +1,41 @@
-"""Writing outcomes: Delivery state, DeliveryAttempt rows, daily stats and alias counters, the Message's end."""
+"""Writing outcomes: what an attempt makes of its Delivery, its DeliveryAttempt rows and its counters.
+
+The outcome is computed first (`outcome`), then written with Core (`write_outcomes`): one guarded UPDATE per
+set of identical values (one for a message's deliveries in the common case) whose RETURNING says which
+deliveries took it, and one INSERT of the attempt rows of those. A delivery already final is never touched.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Connection, bindparam, insert, update
 
-from mailferry.models import Alias, Delivery, DeliveryAttempt, Message
-from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE, FINAL_DELIVERY_STATES
+from mailferry.models import Delivery, DeliveryAttempt
+from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, FINAL_DELIVERY_STATES
 from mailferry.settings import Settings
-from mailferry.stats import bump_daily
 
 from .dsn import DSN_KIND, Failure
 from .outcome import Reply, classify
 from .retry import next_attempt
 from .tally import Tally
+
+_deliveries = Delivery.__table__
+_APPLY = (
+    update(_deliveries)
+    .where(_deliveries.c.id.in_(bindparam("ids", expanding=True)),
+           _deliveries.c.state.not_in(FINAL_DELIVERY_STATES))
+    .values(attempts=_deliveries.c.attempts + 1, state=bindparam("new_state"),
+            next_attempt_at=bindparam("new_next_attempt_at"), last_code=bindparam("new_last_code"),
+            last_reply=bindparam("new_last_reply"), route=bindparam("new_route"), tls=bindparam("new_tls"),
+            updated_at=bindparam("now"), delivered_at=bindparam("new_delivered_at"))
+    .returning(_deliveries.c.id, _deliveries.c.kind, _deliveries.c.domain_id, _deliveries.c.alias_id)
+)
+# Also unchanged since it was read: the retry schedule was computed from that attempt count.
+_APPLY_AT = _APPLY.where(_deliveries.c.attempts == bindparam("expected"))
+_LOG = insert(DeliveryAttempt.__table__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,7 @@ class Target:
     kind: str
     domain_id: int | None
     alias_id: int | None
+    attempts: int = 0  # the delivery's attempt count when the pass loaded it
 
 
 @dataclass(frozen=True)
@@ -48,79 +68,91 @@ class Attempt:
         return self.route or (f"mx:{self.mx_host}" if self.mx_host else "")
 
 
-def record_attempt(session: Session, attempt: Attempt, *, now: datetime, received_at: datetime,
-                   settings: Settings, tally: Tally | None = None) -> Failure | None:
-    """Apply one attempt to its Delivery; returns a Failure when the destination is now bounced. Its counters
-    are written now, or added to `tally` (a batch writes them once at its end)."""
-    delivery = session.get(Delivery, attempt.target.id)
-    if delivery is None or delivery.state in FINAL_DELIVERY_STATES:
-        return None  # already settled (by a worker whose lease we outlived)
-    for earlier in attempt.fell_back:  # logged for the message log and stats; the delivery's state is ours
-        session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, route=earlier.via, code=earlier.reply.code,
-                                    reply=earlier.reply.text[:2000], tls=earlier.tls,
-                                    outcome=classify(earlier.reply)))
-    state, reply = classify(attempt.reply), attempt.reply
-    delivery.attempts += 1
-    delivery.next_attempt_at = None
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt makes of its delivery, given the delivery's attempt count before it."""
+
+    attempt: Attempt
+    state: str
+    reply: Reply
+    next_attempt_at: datetime | None
+    attempts_before: int
+
+    @property
+    def target(self) -> Target:
+        return self.attempt.target
+
+    @property
+    def failure(self) -> Failure | None:
+        if self.state != BOUNCED:
+            return None
+        return Failure(self.target.recipient, self.target.destination, self.reply, self.attempt.mx_host)
+
+
+def outcome(attempt: Attempt, *, attempts_before: int, now: datetime, received_at: datetime,
+            settings: Settings) -> Outcome:
+    """The delivery's new state: deferred ones get the retry schedule's next time (or `retry_after`, a wait of
+    our own limits), or bounce once MAX_QUEUE_LIFETIME is over."""
+    state, reply, when = classify(attempt.reply), attempt.reply, None
     if state == DEFERRED:
-        delivery.next_attempt_at = next_attempt(delivery.attempts, now, received_at, settings.RETRY_SCHEDULE,
-                                                settings.MAX_QUEUE_LIFETIME)
-        if delivery.next_attempt_at is None:
+        when = next_attempt(attempts_before + 1, now, received_at, settings.RETRY_SCHEDULE,
+                            settings.MAX_QUEUE_LIFETIME)
+        if when is None:
             state = BOUNCED
             reply = Reply(reply.code, f"4.4.7 delivery time expired; last error: {reply.text}")
         elif attempt.retry_after is not None:
-            delivery.next_attempt_at = now + timedelta(seconds=attempt.retry_after)
-    route = attempt.via
-    delivery.state, delivery.last_code, delivery.last_reply = state, reply.code, reply.text[:2000]
-    delivery.route, delivery.tls, delivery.updated_at = route, attempt.tls, now
-    if state == DELIVERED:
-        delivery.delivered_at = now
-    session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, route=route, code=reply.code,
-                                reply=reply.text[:2000], tls=attempt.tls, outcome=state))
-    if delivery.kind != DSN_KIND:
-        _count(session, delivery, state, attempt.dkim_signed, route.startswith("relay:"), now, tally)
-    if state == BOUNCED:
-        return Failure(delivery.recipient, delivery.destination, reply, attempt.mx_host)
-    return None
+            when = now + timedelta(seconds=attempt.retry_after)
+    return Outcome(attempt, state, reply, when, attempts_before)
 
 
-def _count(session: Session, delivery: Delivery, state: str, signed: bool, relayed: bool, now: datetime,
-           tally: Tally | None) -> None:
-    delivered = state == DELIVERED
-    counts = dict(forwarded=int(delivered), direct=int(delivered and not relayed), relay=int(delivered and relayed),
-                  deferred=int(state == DEFERRED), bounced=int(state == BOUNCED),
-                  dkim_signed=int(delivered and signed), dkim_unsigned=int(delivered and not signed))
-    final = delivery.alias_id is not None and state in FINAL_DELIVERY_STATES
-    if tally is not None:
-        tally.bump(delivery.domain_id, **counts)
-        if final:
-            tally.alias_used(delivery.alias_id, delivered=delivered, now=now)
-        return
-    bump_daily(session, delivery.domain_id, **counts)
-    if final:
-        session.execute(
-            update(Alias).where(Alias.id == delivery.alias_id).values(
-                forwarded_count=Alias.forwarded_count + int(delivered),
-                bounced_count=Alias.bounced_count + int(not delivered), last_used_at=now,
-            )
-        )
+def write_outcomes(conn: Connection, outcomes: Iterable[Outcome], *, now: datetime, counts: Tally,
+                   check_attempts: bool) -> list[Outcome]:
+    """Apply each outcome to its delivery unless that is final already (and, with `check_attempts`, unless its
+    attempt count moved from `attempts_before`); log the attempts of those applied and add up their
+    counters in `counts`. Returns the outcomes applied."""
+    outcomes = list(outcomes)
+    groups: dict[tuple, list[int]] = {}
+    for o in outcomes:
+        groups.setdefault(_values(o, now, check_attempts), []).append(o.target.id)
+    stmt = _APPLY_AT if check_attempts else _APPLY
+    taken: dict[int, tuple[str, int | None, int | None]] = {}
+    for key, ids in groups.items():
+        params = dict(key, ids=ids, now=now)
+        taken.update((row.id, (row.kind, row.domain_id, row.alias_id)) for row in conn.execute(stmt, params))
+    applied = [o for o in outcomes if o.target.id in taken]
+    rows = [row for o in applied for row in _attempt_rows(o, now)]
+    if rows:
+        conn.execute(_LOG, rows)
+    for o in applied:
+        kind, domain_id, alias_id = taken[o.target.id]
+        if kind != DSN_KIND:
+            _count(counts, o, domain_id, alias_id, now)
+    return applied
 
 
-def locked_message(session: Session, message_id: str, owner: str) -> Message | None:
-    """The message, row-locked where the database can, if we still hold its lease."""
-    # The deliveries come in the same query (record_attempt and finish use them); only the message row is locked.
-    message = session.scalars(select(Message).where(Message.id == message_id).with_for_update(of=Message)
-                              .options(joinedload(Message.deliveries))).unique().first()
-    return message if message is not None and message.lease_owner == owner else None
+def _values(o: Outcome, now: datetime, check_attempts: bool) -> tuple:
+    # An open delivery has no delivered_at: writing None to it leaves it as it was.
+    values = (("new_state", o.state), ("new_next_attempt_at", o.next_attempt_at), ("new_last_code", o.reply.code),
+              ("new_last_reply", o.reply.text[:2000]), ("new_route", o.attempt.via), ("new_tls", o.attempt.tls),
+              ("new_delivered_at", now if o.state == DELIVERED else None))
+    if check_attempts:
+        values += (("expected", o.attempts_before),)
+    return values
 
 
-def finish(message: Message, now: datetime) -> datetime | None:
-    """Release the lease and settle the message; returns when it is due again (None when done)."""
-    message.attempts += 1
-    message.lease_until = message.lease_owner = None
-    open_deliveries = [d for d in message.deliveries if d.state not in FINAL_DELIVERY_STATES]
-    if not open_deliveries:
-        message.state, message.completed_at, message.next_attempt_at = DONE, now, None
-        return None
-    message.next_attempt_at = min(d.next_attempt_at or now for d in open_deliveries)
-    return message.next_attempt_at
+def _attempt_rows(o: Outcome, now: datetime) -> list[dict]:
+    # The tries this route took over from are logged before it, as the ORM used to insert them.
+    rows = [{"delivery_id": o.target.id, "at": now, "route": e.via, "code": e.reply.code,
+             "reply": e.reply.text[:2000], "tls": e.tls, "outcome": classify(e.reply)} for e in o.attempt.fell_back]
+    rows.append({"delivery_id": o.target.id, "at": now, "route": o.attempt.via, "code": o.reply.code,
+                 "reply": o.reply.text[:2000], "tls": o.attempt.tls, "outcome": o.state})
+    return rows
+
+
+def _count(counts: Tally, o: Outcome, domain_id: int | None, alias_id: int | None, now: datetime) -> None:
+    delivered, relayed, signed = o.state == DELIVERED, o.attempt.via.startswith("relay:"), o.attempt.dkim_signed
+    counts.bump(domain_id, forwarded=int(delivered), direct=int(delivered and not relayed),
+                relay=int(delivered and relayed), deferred=int(o.state == DEFERRED), bounced=int(o.state == BOUNCED),
+                dkim_signed=int(delivered and signed), dkim_unsigned=int(delivered and not signed))
+    if alias_id is not None and o.state in FINAL_DELIVERY_STATES:
+        counts.alias_used(alias_id, delivered=delivered, now=now)

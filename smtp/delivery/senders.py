@@ -49,6 +49,8 @@ class Snapshot:
     peer: str
     used_tls: bool
     targets: tuple[Target, ...]
+    # No open delivery of the message is left out of `targets`: settling it needs no read of the others.
+    all_open_due: bool = False
 
     @property
     def original(self) -> OriginalMessage:

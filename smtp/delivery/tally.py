@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 from sqlalchemy.orm import Session
 
 from mailferry.models import Alias
@@ -40,10 +40,21 @@ class Tally:
         count.bounced += int(not delivered)
         count.last_used_at = max(count.last_used_at or now, now)
 
+    def add(self, other: "Tally") -> None:
+        """Fold in another tally's counts (a settled message's, once its transaction has committed)."""
+        for domain_id, counts in other.daily.items():
+            self.daily.setdefault(domain_id, Counter()).update(counts)
+        for alias_id, count in other.aliases.items():
+            mine = self.aliases.setdefault(alias_id, AliasCount())
+            mine.forwarded += count.forwarded
+            mine.bounced += count.bounced
+            if count.last_used_at is not None:
+                mine.last_used_at = max(mine.last_used_at or count.last_used_at, count.last_used_at)
+
     def __bool__(self) -> bool:
         return bool(self.daily or self.aliases)
 
-    def write(self, session: Session) -> None:
+    def write(self, session: Session | Connection) -> None:
         """Add everything to the database in the caller's transaction, in a fixed order (no lock-order deadlock
         between two workers writing theirs), and start again from zero."""
         for domain_id in sorted(self.daily, key=lambda d: d or 0):
@@ -51,7 +62,7 @@ class Tally:
         for alias_id in sorted(self.aliases):
             count = self.aliases[alias_id]
             session.execute(
-                update(Alias).where(Alias.id == alias_id).values(
+                update(Alias.__table__).where(Alias.id == alias_id).values(
                     forwarded_count=Alias.forwarded_count + count.forwarded,
                     bounced_count=Alias.bounced_count + count.bounced, last_used_at=count.last_used_at,
                 )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from mailferry.db import Database
-from mailferry.models import Message, utcnow
+from mailferry.models import Delivery, Message, utcnow
 from smtp.delivery.dsn import new_message_id
 from smtp.delivery.outcome import Reply
-from smtp.delivery.record import Attempt, Target, record_attempt
+from smtp.delivery.record import Attempt, Target, outcome, write_outcomes
+from smtp.delivery.settle import counted
 from smtp.routes import Route, build_message
 
 
@@ -17,11 +20,14 @@ def record_outcomes(db: Database, settings, destination: str, outcomes: list[tup
         s.add(build_message(message_id, mail_from="alice@sender.test", raw=b"From: a@sender.test\r\n\r\nhi\r\n",
                             routes=[Route("hello@alias.test", (destination,))]))
     for route, code, signed in outcomes:
-        with db.session() as s:
-            message = s.get(Message, message_id)
-            d = message.deliveries[0]
-            target = Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id)
+        with counted(db.engine, None) as (conn, counts):
+            received_at = conn.scalar(select(Message.received_at).where(Message.id == message_id))
+            d = conn.execute(select(Delivery.__table__).where(Delivery.message_id == message_id)).one()
+            target = Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id,
+                            d.attempts)
             reply = Reply(code, {2: "2.0.0 ok", 4: "4.3.0 try later", 5: "5.1.1 no such user"}[code // 100])
-            record_attempt(s, Attempt(target, reply, dkim_signed=signed, route=route), now=utcnow(),
-                           received_at=message.received_at, settings=settings)
+            now = utcnow()
+            result = outcome(Attempt(target, reply, dkim_signed=signed, route=route), attempts_before=d.attempts,
+                             now=now, received_at=received_at, settings=settings)
+            write_outcomes(conn, [result], now=now, counts=counts, check_attempts=True)
     return message_id
