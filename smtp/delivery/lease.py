@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Row, or_, select, update
+from sqlalchemy import Connection, Row, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailferry.db import Database
@@ -32,7 +32,9 @@ def claim_many(session: Session | Connection, message_ids: list[str], owner: str
         .where(_messages.c.id.in_(message_ids), _messages.c.state == QUEUED)
         .where(or_(_messages.c.lease_until.is_(None), _messages.c.lease_until < now))
         .where(or_(_messages.c.next_attempt_at.is_(None), _messages.c.next_attempt_at <= now))
-        .values(lease_until=now + timedelta(seconds=seconds), lease_owner=owner)
+        # a message a worker took was enqueued, whether or not the spool's stamp got to it first
+        .values(lease_until=now + timedelta(seconds=seconds), lease_owner=owner,
+                enqueued_at=func.coalesce(_messages.c.enqueued_at, now))
         .returning(*CLAIMED)
     ))
 

@@ -6,10 +6,12 @@ import smtplib
 import threading
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 
 from mailferry.models import Delivery, Message
-from smtp.spool import Spooler
+from smtp.delivery.lease import claim_many
+from smtp.routes import message_rows
+from smtp.spool import Spooler, _stamp, new_message_id
 from tests.smtp.test_server_accept import BODY, QUEUED_REPLY
 from tests.support.net import wait_for
 
@@ -90,3 +92,43 @@ def test_a_burst_of_sessions_to_a_new_alias_makes_one_lookup(server, db, monkeyp
 
     assert all(code == 250 for code, _, _ in seen)
     assert len(calls) == 1
+
+
+def _spooled(db, count: int) -> list[str]:
+    ids = [new_message_id() for _ in range(count)]
+    with db.engine.begin() as connection:
+        connection.execute(insert(Message.__table__),
+                           [message_rows(mid, mail_from="s@example.org", routes=[], raw=BODY)[0] for mid in ids])
+    return ids
+
+
+def _stamped(db, ids: list[str]) -> dict[str, bool]:
+    with db.session() as s:
+        return {mid: at is not None for mid, at in s.execute(select(Message.id, Message.enqueued_at)
+                                                              .where(Message.id.in_(ids)))}
+
+
+def test_the_stamp_does_not_wait_for_a_message_a_worker_holds_locked(db):
+    held, free = _spooled(db, 2)
+    with db.engine.connect() as worker:
+        worker.execute(select(Message.id).where(Message.id == held).with_for_update())  # a claim in progress
+        with db.engine.begin() as spool:
+            if spool.dialect.name == "postgresql":  # fail, rather than hang, should it wait for the lock
+                spool.execute(text("SET LOCAL lock_timeout = '2s'"))
+            if spool.dialect.name == "sqlite":  # one writer at a time: the "worker" is only reading here
+                worker.rollback()
+            _stamp(spool, [held, free])
+        worker.rollback()
+
+    stamped = _stamped(db, [held, free])
+    assert stamped[free]
+    if db.engine.dialect.name == "postgresql":
+        assert not stamped[held]  # left to the claim, which stamps what it takes
+
+
+def test_a_claim_stamps_enqueued_at_when_the_spool_did_not(db):
+    [mid] = _spooled(db, 1)
+    with db.engine.begin() as connection:
+        assert claim_many(connection, [mid], "worker-1", 300)
+
+    assert _stamped(db, [mid]) == {mid: True}
