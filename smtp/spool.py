@@ -28,6 +28,7 @@ from mailferry.logs import get_logger, log
 from mailferry.models import Delivery, Message, utcnow
 from mailferry.queue import enqueue_messages, get_queue, make_redis
 
+from .planner_stats import StatsRefresher
 from .routes import Route, message_rows
 
 logger = get_logger("smtp.spool")
@@ -72,8 +73,10 @@ class Spooler:
         self._threads: list[threading.Thread] = []
         self._dispatcher: threading.Thread | None = None
         self._rq_queue = None
+        self.planner_stats = StatsRefresher(db)
 
     def start(self) -> None:
+        self.planner_stats.start()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="spool-dispatcher", daemon=True)
         writer = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
         for thread in (writer, self._dispatcher):
@@ -86,6 +89,7 @@ class Spooler:
         for thread in self._threads:
             thread.join(30)
         self._threads.clear()
+        self.planner_stats.stop()
 
     def submit(self, item: Incoming) -> Future:
         self._incoming.put(item)
@@ -157,6 +161,7 @@ class Spooler:
             return [item.message_id for item in batch if self._commit_one(item)]
         for item in batch:
             item.done.set_result(item.message_id)
+        self.planner_stats.committed(len(batch))
         return [item.message_id for item in batch]
 
     def _commit_one(self, item: Incoming) -> bool:
