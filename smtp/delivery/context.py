@@ -55,7 +55,7 @@ _current: Context | None = None
 
 def build(settings: Settings) -> Context:
     redis = make_redis(settings.REDIS_URL)
-    db = Database(settings.DATABASE_URL)
+    db = Database(settings.DATABASE_URL, durable_commits=not settings.DELIVERY_ASYNC_COMMIT)
     resolver = make_resolver(settings)
     srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
     keys = KeyCache(db, settings.SECRET_KEY, settings.SMTP_ENABLE_DKIM)
