@@ -31,8 +31,9 @@ def parse_size(raw: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--messages", type=int, default=600, help="messages per throughput run (smtp-source)")
-    p.add_argument("--latency-messages", type=int, default=0, help="messages per latency run (default: half --messages)")
+    p.add_argument("--messages", type=int, default=5000,
+                   help="messages per throughput run (smtp-source); 5,000 make runs of about a minute")
+    p.add_argument("--latency-messages", type=int, default=0, help="messages per latency run (default: half --messages, at most 1,000)")
     p.add_argument("--concurrency", type=int, default=100, help="concurrent SMTP connections of the load")
     p.add_argument("--sizes", default="4k,100k", help="message sizes, comma-separated (e.g. 4k,100k)")
     p.add_argument("--paths", default=",".join(PATHS), help="which paths to measure: loopback,postfix,mailferry")
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> dict:
                 continue
             try:
                 for size in sizes:
-                    load = Load(args.messages, args.concurrency, size, args.latency_messages or max(1, args.messages // 2),
+                    load = Load(args.messages, args.concurrency, size, args.latency_messages or min(1000, max(1, args.messages // 2)),
                                 args.paced_seconds, args.pace, args.reuse, args.drain_timeout)
                     if args.profile:
                         path.start_profile(f"{path.name}-{size // 1024}k")
