@@ -200,7 +200,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("MAX_QUEUE_LIFETIME", parse_duration, "5d", "How long a deferred message is retried before it bounces."),
     S("DELIVERY_LEASE", parse_duration, "5m", "How long a worker owns a message; an expired lease (crashed worker) is retried."),
     S("DELIVERY_BATCH", lambda r: parse_int(r, 1), "20", "Most messages one worker job delivers: it also takes jobs waiting in the queue (1 = one per job)."),
-    S("DELIVERY_ASYNC_COMMIT", parse_bool, "true", "PostgreSQL: workers commit delivery outcomes without waiting for the WAL flush (synchronous_commit=off). A crash of PostgreSQL itself can then forget the last fraction of a second of outcomes and those messages are delivered again; accepted mail is always committed durably before the 250."),
+    S("DELIVERY_ASYNC_COMMIT", parse_bool, "false", "PostgreSQL: workers commit delivery outcomes without waiting for the WAL flush (synchronous_commit=off): more throughput under a backlog, but a crash of PostgreSQL itself can forget the last fraction of a second of outcomes and those messages are delivered again. Accepted mail is always committed durably before the 250."),
     S("WORKER_NICE", parse_niceness, "5", "Niceness (0-19) a worker adds to its own CPU priority, so accepting mail (latency a sender waits on) goes before delivering it from the queue. 0 = same priority."),
     S("RECONCILE_INTERVAL", parse_duration, "1m", "How often the worker re-enqueues messages whose job was lost."),
     # dashboard

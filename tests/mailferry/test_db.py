@@ -28,7 +28,8 @@ def test_commits_are_durable_unless_asked_otherwise(db_url):
         fast.dispose()
 
 
-def test_the_workers_commit_asynchronously_by_default_and_durably_when_told(settings):
+def test_the_workers_commit_durably_by_default_and_asynchronously_when_told(settings):
+    assert settings.DELIVERY_ASYNC_COMMIT is False
     for value, expected in ((True, "off"), (False, "on")):
         ctx = context.build(settings.replace(DELIVERY_ASYNC_COMMIT=value))
         try:
