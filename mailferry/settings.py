@@ -202,6 +202,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("DELIVERY_BATCH", lambda r: parse_int(r, 1), "20", "Most messages one worker job delivers: it also takes jobs waiting in the queue (1 = one per job)."),
     S("DELIVERY_ASYNC_COMMIT", parse_bool, "false", "PostgreSQL: workers commit delivery outcomes without waiting for the WAL flush (synchronous_commit=off): more throughput under a backlog, but a crash of PostgreSQL itself can forget the last fraction of a second of outcomes and those messages are delivered again. Accepted mail is always committed durably before the 250."),
     S("WORKER_NICE", parse_niceness, "5", "Niceness (0-19) a worker adds to its own CPU priority, so accepting mail (latency a sender waits on) goes before delivering it from the queue. 0 = same priority."),
+    S("DELIVERY_BATCH_WAIT_MS", lambda r: parse_int(r, 0), "20", "Milliseconds a job whose batch is under a quarter full waits, once, for more messages to deliver with it (0 = never wait)."),
     S("RECONCILE_INTERVAL", parse_duration, "1m", "How often the worker re-enqueues messages whose job was lost."),
     # dashboard
     S("WEB_LISTEN", parse_listen, "127.0.0.1:8000", "host:port of the dashboard for `make run`."),

@@ -35,7 +35,7 @@ def deliver_message(message_id: str) -> None:
     """The job: this message and up to DELIVERY_BATCH - 1 whose jobs wait behind it (smtp/delivery/batch.py)."""
     ctx = context.current()
     try:
-        extra = take_waiting(ctx.queue, ctx.settings.DELIVERY_BATCH - 1)
+        extra = _fill_batch(ctx, ctx.settings.DELIVERY_BATCH - 1)
     except RedisError as exc:  # deliver this one; the others' jobs stay where they are
         log(logger, logging.WARNING, "could not take waiting jobs", message_id=message_id, error=str(exc))
         extra = []
@@ -45,6 +45,19 @@ def deliver_message(message_id: str) -> None:
             ctx.followups[message_id] = when
         return
     run_batch(ctx, [message_id, *extra])
+
+
+def _fill_batch(ctx: context.Context, room: int) -> list[str]:
+    """Jobs waiting behind this one, up to `room`. Under a steady trickle the queue is shallow and each job
+    would carry one message and its whole fixed cost (RQ, claim, load, counters): when under a quarter of
+    the room is filled, wait DELIVERY_BATCH_WAIT_MS once for more (measured on PostgreSQL at ~250 msg/s:
+    paced end-to-end p95 0.5-1.0 s without the wait, ~0.2 s with 20 ms)."""
+    taken = take_waiting(ctx.queue, room)
+    wait = ctx.settings.DELIVERY_BATCH_WAIT_MS / 1000
+    if wait > 0 and len(taken) < room // 4:
+        time.sleep(wait)
+        taken += take_waiting(ctx.queue, room - len(taken))
+    return taken
 
 
 def run(ctx: context.Context, message_id: str) -> datetime | None:

@@ -212,7 +212,8 @@ def test_a_batch_holds_one_limiter_slot_per_domain_and_releases_it(ctx, world, i
     job.deliver_message(ids[0])
 
     scripts = ctx.redis.info("commandstats").get("cmdstat_eval", {}).get("calls")
-    assert scripts == 2  # taking the waiting jobs, and one limiter acquire for the three messages
+    # taking the waiting jobs (twice: a batch under a quarter full waits once for more), one limiter acquire
+    assert scripts == 3
     assert len(sink.messages) == 3 and sink.handler.in_use == [1, 1, 1]
     assert ctx.limiter.in_use("dest.test") == 0
 
@@ -233,3 +234,32 @@ def test_a_batch_writes_its_counters_once_at_its_end(ctx, world, internet, db):
     assert len(sink.messages) == 3
     assert stats[domain].forwarded == 3 and stats[0].forwarded == 3 and stats[domain].dkim_signed == 3
     assert alias.forwarded_count == 3 and alias.last_used_at is not None
+
+
+def test_a_batch_under_a_quarter_full_waits_once_for_messages_enqueued_meanwhile(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    first, late = world.seed([route]), world.seed([route])
+    ctx.settings = ctx.settings.replace(DELIVERY_BATCH_WAIT_MS=500)
+    threading.Timer(0.1, enqueue_messages, args=(ctx.queue, [late])).start()  # arrives during the wait
+
+    job.deliver_message(first)
+
+    assert len(sink.messages) == 2 and ctx.queue.count == 0
+    assert message(db, late).state == DONE
+
+
+def test_without_a_batch_wait_a_lone_job_goes_at_once(ctx, world, internet, db):
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+    sink = internet.sink("127.0.0.2")
+    first, late = world.seed([route]), world.seed([route])
+    ctx.settings = ctx.settings.replace(DELIVERY_BATCH_WAIT_MS=0)
+    timer = threading.Timer(0.1, enqueue_messages, args=(ctx.queue, [late]))
+    timer.start()
+
+    job.deliver_message(first)
+    timer.join()
+
+    assert len(sink.messages) == 1 and ctx.queue.count == 1
