@@ -5,7 +5,8 @@ transaction (group commit across concurrent sessions) as two Core executemany IN
 deliveries; no ORM unit of work), so the event loop never blocks on the database and a busy server
 pays one commit per batch, not per message. A dispatcher thread then enqueues the committed ids in
 one Redis round trip and hands them back to the writer, which stamps `enqueued_at` inside its next
-transaction (alone when no message is waiting): no write transaction of its own per batch. When Redis
+transaction, or alone once they have waited STAMP_DELAY for one: no write transaction of its own per batch
+even when mail trickles in one message at a time (the worker's claim stamps what it takes, too). When Redis
 is down the messages stay QUEUED with `enqueued_at` NULL and the worker's reconciler enqueues them later.
 """
 
@@ -16,6 +17,7 @@ import logging
 import queue
 import secrets
 import threading
+import time
 from base64 import b32encode
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from .routes import Route, message_rows
 logger = get_logger("smtp.spool")
 MAX_BATCH = 200
 STAMP_CHUNK = 500  # ids per `enqueued_at` UPDATE (bound parameters stay far below the databases' limits)
+STAMP_DELAY = 1.0  # seconds enqueued ids wait for a commit to ride along before they get a transaction of their own
 _STOP = object()
 
 
@@ -97,25 +100,33 @@ class Spooler:
 
     # ---- writer thread ----
     def _write_loop(self) -> None:
+        held: list[str] = []  # enqueued ids waiting to ride along the next commit
+        held_since = 0.0
         while True:
-            batch, stop = self._take(self._incoming)
+            wait = None if not held else max(0.0, held_since + STAMP_DELAY - time.monotonic())
+            batch, stop = self._take(self._incoming, wait)
             items = [item for item in batch if isinstance(item, Incoming)]
             stamps = [mid for item in batch if isinstance(item, Enqueued) for mid in item.ids]
+            if stamps and not held:
+                held_since = time.monotonic()
+            held += stamps
             if items:
-                committed = self._commit(items, stamps)
+                committed = self._commit(items, held)
+                held = []
                 if committed:
                     self._committed.put(committed)
-            elif stamps:
-                self._stamp_alone(stamps)
+            elif held and (len(held) >= STAMP_CHUNK or time.monotonic() - held_since >= STAMP_DELAY):
+                self._stamp_alone(held)
+                held = []
             if stop:
                 self._committed.put(_STOP)
                 if self._dispatcher is not None:  # its last stamps come after our _STOP
                     self._dispatcher.join(30)
-                self._drain_stamps()
+                self._drain_stamps(held)
                 return
 
-    def _drain_stamps(self) -> None:
-        stamps = []
+    def _drain_stamps(self, stamps: list[str]) -> None:
+        stamps = list(stamps)
         while True:
             try:
                 item = self._incoming.get_nowait()
@@ -127,8 +138,11 @@ class Spooler:
             self._stamp_alone(stamps)
 
     @staticmethod
-    def _take(source: queue.SimpleQueue) -> tuple[list, bool]:
-        first = source.get()
+    def _take(source: queue.SimpleQueue, timeout: float | None = None) -> tuple[list, bool]:
+        try:
+            first = source.get(timeout=timeout)
+        except queue.Empty:
+            return [], False
         if first is _STOP:
             return [], True
         batch = [first]

@@ -132,3 +132,21 @@ def test_a_claim_stamps_enqueued_at_when_the_spool_did_not(db):
         assert claim_many(connection, [mid], "worker-1", 300)
 
     assert _stamped(db, [mid]) == {mid: True}
+
+
+def test_a_trickle_stamps_enqueued_at_with_the_next_commit_not_a_transaction_each(server, db, monkeypatch):
+    alone: list[list[str]] = []
+    real = Spooler._stamp_alone
+
+    def counting(self, ids):
+        alone.append(list(ids))
+        real(self, ids)
+
+    monkeypatch.setattr(Spooler, "_stamp_alone", counting)
+    ids = []
+    for _ in range(3):  # one at a time, well within STAMP_DELAY of each other
+        ids.append(_send_concurrently(server, db, 1)[0][1])
+        time.sleep(0.05)
+
+    wait_for(lambda: all(_stamped(db, ids).values()), what="enqueued_at on every message")
+    assert len(alone) <= 1 and all(len(batch) == 1 for batch in alone)  # only the last one waited alone
