@@ -29,6 +29,9 @@ def parse_size(raw: str) -> int:
     return int(float(raw.rstrip("k")) * scale)
 
 
+DEFAULT_WORKERS = {"sqlite": 2, "postgresql": 3}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--messages", type=int, default=5000,
@@ -38,7 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sizes", default="4k,100k", help="message sizes, comma-separated (e.g. 4k,100k)")
     p.add_argument("--paths", default=",".join(PATHS), help="which paths to measure: loopback,postfix,mailferry")
     p.add_argument("--db", default="sqlite", help="Mailferry databases: sqlite,postgresql")
-    p.add_argument("--workers", type=int, default=2, help="Mailferry worker processes")
+    p.add_argument("--workers", type=int, default=0,
+                   help="Mailferry worker processes (default: 2 on SQLite, whose one writer at a time more workers "
+                        "only queue behind, 3 on PostgreSQL)")
     p.add_argument("--smtp-processes", type=int, default=2, help="Mailferry SMTP_SERVER_PROCESSES")
     p.add_argument("--recipients", type=int, default=10, help="aliases the load generator spreads messages over")
     p.add_argument("--dkim", default="rsa", choices=("rsa", "ed25519"), help="DKIM key algorithm of the alias domain")
@@ -85,7 +90,7 @@ def build_paths(args: argparse.Namespace, workdir: str, sink_port: int) -> list:
         from .mailferry import Mailferry
 
         for db in (d.strip() for d in args.db.split(",") if d.strip()):
-            paths.append(Mailferry(sink_port, args.recipients, workdir, db=db, workers=args.workers,
+            paths.append(Mailferry(sink_port, args.recipients, workdir, db=db, workers=args.workers or DEFAULT_WORKERS.get(db, 2),
                                    smtp_processes=args.smtp_processes, dkim=args.dkim))
     return paths
 
