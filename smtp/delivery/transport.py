@@ -349,14 +349,7 @@ class DirectTransport:
         if not accepted:
             self._reset(client)
             return replies
-        code, message = client.docmd("DATA")
-        if code == 354:
-            code, message = self._body(client, tx.data)
-        else:
-            self._reset(client)
-        for recipient in accepted:
-            replies[recipient] = smtp_reply(code, message)
-        return replies
+        return self._conclude(client, tx, replies, accepted, *client.docmd("DATA"))
 
     def _pipelined(self, client: smtplib.SMTP, tx: Transaction, mail: str, rcpts: list[str]) -> dict[str, Reply]:
         """RFC 2920: the envelope and DATA in one write, their replies read in order, then the body."""
@@ -371,6 +364,12 @@ class DirectTransport:
         if not accepted:
             self._abandon(client, data_code)
             return replies
+        return self._conclude(client, tx, replies, accepted, data_code, data_message)
+
+    def _conclude(self, client: smtplib.SMTP, tx: Transaction, replies: dict[str, Reply], accepted: list[str],
+                  data_code: int, data_message: bytes) -> dict[str, Reply]:
+        """After the reply to DATA: the body when it was 354 (else RSET); its verdict is every accepted
+        recipient's reply."""
         if data_code == 354:
             data_code, data_message = self._body(client, tx.data)
         else:
