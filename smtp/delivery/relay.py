@@ -21,8 +21,9 @@ from typing import Any
 from mailferry.logs import log
 from smtp.routing.breaker import OPEN, CircuitBreaker
 
+from .exchange import Exchange, Transaction, smtp_reply
 from .outcome import Reply, classify
-from .transport import DirectTransport, SessionError, Transaction, TransactionResult, smtp_reply
+from .transport import SessionError, TransactionResult
 
 logger = logging.getLogger(__name__)
 IDLE_REUSE = 30.0        # seconds an idle pooled connection is still worth an RSET check
@@ -76,13 +77,11 @@ class RelayTransport:
         self.breaker = breaker
         self.hostname = hostname
         self.timeout = timeout
-        self.data_timeout = max(timeout, data_timeout or timeout)
         self.context = tls_context(ca_file)
         self._pool: dict[str, _Pooled] = {}
         self._lock = threading.Lock()
-        # The transaction code (SIZE, 8BITMIME, SMTPUTF8, per-recipient replies) is the direct client's.
-        self._tx = DirectTransport(hostname=hostname, port=0, timeout=timeout, require_tls=False,
-                                   data_timeout=data_timeout)
+        # The transaction itself (SIZE, 8BITMIME, SMTPUTF8, PIPELINING, per-recipient replies) is the direct client's.
+        self._tx = Exchange(timeout, max(timeout, data_timeout or timeout))
 
     def send(self, units: Sequence[Any], build: Callable[[Relay, Any], Transaction],
              message_id: str = "") -> Iterator[TransactionResult]:

@@ -28,11 +28,11 @@ from smtp.srs import Srs
 from .arc import Sealer, arc_set
 from .authentication import AuthResults
 from .dsn import DSN_KIND, OriginalMessage
+from .exchange import Transaction
 from .keys import KeyCache
 from .record import Target
 from .relay import Relay
 from .transform import Outbound, crlf_only, forward, loop_header, received_header
-from .transport import Transaction
 
 FLAG_CACHE_SECONDS = 60
 

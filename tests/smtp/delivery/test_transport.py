@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from smtp.delivery import transport as transport_module
+from smtp.delivery.exchange import Transaction, dot_stuffed
 from smtp.delivery.mx import MxHost
-from smtp.delivery.transport import Transaction, dot_stuffed
 from tests.support.net import wait_for
 
 MX = [MxHost(10, "mx.dest.test", ("127.0.0.2",))]
