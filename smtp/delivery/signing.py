@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 from functools import lru_cache
 
@@ -14,13 +15,15 @@ import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import CanonicalizationPolicy, correct_empty_body, strip_trailing_lines
 
 from mailferry.dkim_keys import SigningKey
 
 CANONICALIZATION = b"relaxed/relaxed"  # survives the header refolding some hops do
 ALGORITHM_TAGS = {"rsa": b"rsa-sha256", "ed25519": b"ed25519-sha256"}
 _SIGNED = set(dkim.DKIM.SHOULD) | set(dkim.DKIM.FROZEN)
+_TRAILING_WSP = re.compile(rb"[\t ]+\r\n")  # dkimpy's strip_trailing_whitespace
+_WSP_TO_COMPRESS = re.compile(rb"\t[\t ]*| [\t ]+")  # the runs dkimpy's compress_whitespace changes
 
 
 class SigningError(ValueError):
@@ -50,15 +53,35 @@ def _sign_digest(key: SigningKey, digest: bytes) -> bytes:
     raise SigningError(f"unsupported DKIM key type {type(private).__name__}")
 
 
+def parse(message: bytes) -> tuple[list, bytes]:
+    """dkim.rfc822_parse's (headers, body), splitting only the header block into lines: dkimpy splits the whole
+    message (0.8 ms for 100 KB) to find where the headers end. Anything but a CRLF-only message that has
+    headers and a blank line after them goes to dkimpy as it is."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0 or message.startswith(b"\r\n") or message.count(b"\n") != message.count(b"\r\n"):
+        return dkim.rfc822_parse(message)
+    headers, _ = dkim.rfc822_parse(message[:end + 4])
+    return headers, message[end + 4:]
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """dkimpy's relaxed body canonicalisation (RFC 6376 3.4.4), the same bytes out: only its whitespace step
+    differs, rewriting runs that are not already one space instead of every run (a 100 KB text body has
+    ~16,000 single spaces: 3 ms of regex substitution per message)."""
+    body = _TRAILING_WSP.sub(b"\r\n", body)
+    body = _WSP_TO_COMPRESS.sub(b" ", body)
+    return correct_empty_body(strip_trailing_lines(body))
+
+
 def dkim_signature(message: bytes, key: SigningKey, now: int | None = None) -> bytes:
     """The `DKIM-Signature: ...\\r\\n` header line (folded, CRLF) to prepend to `message`."""
     algorithm = ALGORITHM_TAGS.get(key.algorithm)
     if algorithm is None:
         raise SigningError(f"unknown DKIM algorithm {key.algorithm!r}")
-    headers, body = dkim.rfc822_parse(message)
+    headers, body = parse(message)
     include = _include_headers(headers)
     policy = CanonicalizationPolicy.from_c_value(CANONICALIZATION)
-    body_hash = base64.b64encode(hashlib.sha256(policy.canonicalize_body(body)).digest())
+    body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
     domain = key.domain.encode("ascii")
     fields = [
         (b"v", b"1"), (b"a", algorithm), (b"c", CANONICALIZATION), (b"d", domain),
