@@ -22,6 +22,9 @@ BODIES = [
     b".dot\r\n..two\r\n\r\n\r\n",
     b"mixed \t \t runs\r\nend  \r\n\r\n",
     b"no final newline  ",
+    b"plain text with single spaces\r\nand lines\r\n\r\n",  # neither substitution needed
+    b"only a trailing space \r\nhere\r\n",
+    b"only a double  space\r\n",
 ]
 
 
