@@ -62,23 +62,19 @@ def _fill_batch(ctx: context.Context, room: int) -> list[str]:
 
 def run(ctx: context.Context, message_id: str) -> datetime | None:
     """One delivery pass; returns when the message is due again, if it is not done."""
-    claimed_at = time.monotonic()
-    with ctx.db.engine.begin() as conn:
-        claimed = lease.claim_many(conn, [message_id], ctx.worker_id, ctx.settings.DELIVERY_LEASE)
-        if not claimed:
-            log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
-            return lease.waiting_until(conn, message_id)
-        snap = snapshots(conn, claimed)[message_id]
+    snaps, waiting, claimed_at = _claim(ctx, [message_id])
+    if message_id not in snaps:
+        return waiting.get(message_id)
     held = lease.Holder(ctx.db, message_id, ctx.worker_id, ctx.settings.DELIVERY_LEASE).claimed(claimed_at)
-    return _deliver(ctx, snap, held)
+    return _deliver(ctx, snaps[message_id], held)
 
 
-def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
-    """One delivery pass over several messages: one claim and one load for all of them, then each delivered
-    and settled on its own, grouped by destination domain so consecutive messages reuse one connection.
-    When each is due again goes to ctx.followups; a failure in one message does not stop the others (its
-    lease expires and the reconciler retries it) and is raised once the batch is done."""
-    claimed_at = time.monotonic()  # before the claim: each lease is renewed, or found lost, in time
+def _claim(ctx: context.Context, message_ids: list[str]) -> tuple[dict[str, Snapshot], dict[str, datetime], float]:
+    """One claim and one load for these messages: the snapshots of those claimed, when each one not claimable
+    now becomes due (if it is merely early), and the time.monotonic() taken before the claim, from which each
+    lease is renewed, or found lost, in time."""
+    claimed_at = time.monotonic()
+    waiting: dict[str, datetime] = {}
     with ctx.db.engine.begin() as conn:
         claimed = lease.claim_many(conn, message_ids, ctx.worker_id, ctx.settings.DELIVERY_LEASE)
         snaps = snapshots(conn, claimed)
@@ -86,7 +82,17 @@ def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
             if message_id not in snaps:
                 log(logger, logging.DEBUG, "not claimable now", message_id=message_id)
                 if (when := lease.waiting_until(conn, message_id)) is not None:
-                    ctx.followups[message_id] = when
+                    waiting[message_id] = when
+    return snaps, waiting, claimed_at
+
+
+def run_batch(ctx: context.Context, message_ids: list[str]) -> None:
+    """One delivery pass over several messages: one claim and one load for all of them, then each delivered
+    and settled on its own, grouped by destination domain so consecutive messages reuse one connection.
+    When each is due again goes to ctx.followups; a failure in one message does not stop the others (its
+    lease expires and the reconciler retries it) and is raised once the batch is done."""
+    snaps, waiting, claimed_at = _claim(ctx, message_ids)
+    ctx.followups.update(waiting)
     log(logger, logging.DEBUG, "batch claimed", message_id=message_ids[0], claimed=len(snaps),
         taken=len(message_ids))
     error: Exception | None = None
