@@ -20,6 +20,9 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 DELIVERY_MODES = ("direct", "relay", "hybrid", "smart")
+DMARC_REJECT_ACTIONS = ("reject", "rewrite", "quarantine")
+DMARC_QUARANTINE_ACTIONS = ("quarantine", "reject", "forward")
+SPAM_ACTIONS = ("forward", "quarantine", "reject")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -113,6 +116,20 @@ def parse_mode(raw: str) -> str:
     return value
 
 
+def parse_choice(raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+def parse_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"expected http://host:port, got {raw!r}")
+    return value
+
+
 def parse_relays(raw: str) -> tuple[dict, ...]:
     if not raw.strip():
         return ()
@@ -173,7 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     # delivery
     S("SMTP_DELIVERY_MODE", parse_mode, "direct", "direct (recipient's MX), relay (SMTP relays), hybrid (direct, relay fallback) or smart (per destination by success rate)."),
     S("SMTP_ENABLE_DKIM", parse_bool, "true", "Sign forwarded mail with the alias domain's active DKIM key."),
-    S("SMTP_ENABLE_ARC", parse_bool, "false", "Add an ARC set (RFC 8617) sealing our SPF/DKIM/DMARC results with the alias domain's RSA key. Costs two pure-Python RSA signatures per copy."),
+    S("SMTP_ENABLE_ARC", parse_bool, "true", "Add an ARC set (RFC 8617) sealing our SPF/DKIM/DMARC results with the alias domain's RSA key, so receivers that trust forwarders (Gmail, Outlook) can credit the sender's authentication when the forward broke it."),
     S("SMTP_DIRECT_PORT", parse_port, "25", "Port of destination MX hosts (25 on the internet; tests use loopback sinks)."),
     S("SMTP_REQUIRE_TLS", parse_bool, "false", "Direct delivery refuses MX hosts that do not offer STARTTLS (otherwise TLS is opportunistic)."),
     S("SMTP_CONNECT_TIMEOUT", lambda r: parse_int(r, 1), "30", "Seconds to wait for an outbound SMTP connection or reply."),
@@ -204,6 +221,21 @@ SETTINGS: tuple[Setting, ...] = (
     S("WORKER_NICE", parse_niceness, "5", "Niceness (0-19) a worker adds to its own CPU priority, so accepting mail (latency a sender waits on) goes before delivering it from the queue. 0 = same priority."),
     S("DELIVERY_BATCH_WAIT_MS", lambda r: parse_int(r, 0), "20", "Milliseconds a job whose batch is under a quarter full waits, once, for more messages to deliver with it (0 = never wait)."),
     S("RECONCILE_INTERVAL", parse_duration, "1m", "How often the worker re-enqueues messages whose job was lost."),
+    # inbound trust: decided before the 250
+    S("INBOUND_AUTHENTICATION", parse_bool, "true", "Check SPF, DKIM, DMARC and ARC of every inbound message before the 250 and add our Authentication-Results to each forwarded copy. Turn off only behind a filter that already does."),
+    S("INBOUND_DNS_BUDGET", parse_duration, "15s", "Total time the DNS lookups of one inbound message may take (SPF, DKIM keys, DMARC); over it the sender is told 451 4.7.0 and retries."),
+    S("DMARC_REJECT_POLICY", lambda r: parse_choice(r, DMARC_REJECT_ACTIONS), "reject", "Default for a DMARC failure of a p=reject sender: reject (550 5.7.1 at end of DATA), rewrite (forward with From rewritten to the alias) or quarantine. Each domain may override it."),
+    S("DMARC_QUARANTINE_POLICY", lambda r: parse_choice(r, DMARC_QUARANTINE_ACTIONS), "quarantine", "Default for a DMARC failure of a p=quarantine sender, and for an SPF fail (-all) without an aligned DKIM pass: quarantine, reject or forward. Each domain may override it."),
+    S("RSPAMD_URL", parse_url, "", "rspamd's normal worker (e.g. http://127.0.0.1:11333): every message is scanned over /checkv2 before the 250. Empty = no spam filtering."),
+    S("RSPAMD_TIMEOUT", parse_duration, "10s", "How long one rspamd scan may take before the message is treated as unscanned."),
+    S("RSPAMD_FAIL_OPEN", parse_bool, "false", "When rspamd is unreachable or slow: false = 451 4.7.1 (the sender retries), true = forward unscanned and log it."),
+    S("SPAM_ACTION", lambda r: parse_choice(r, SPAM_ACTIONS), "quarantine", "Default for mail rspamd flags (add header / rewrite subject, or a score over the domain's threshold): forward (with X-Spam-* headers), quarantine or reject. Each domain may override it."),
+    S("QUARANTINE_DAYS", lambda r: parse_int(r, 1), "14", "Days a quarantined message is kept for its owner to release or delete; then it is purged."),
+    S("DSN_MAX_PER_SENDER_DOMAIN_PER_HOUR", lambda r: parse_int(r, 0), "20", "Most bounces (DSNs) sent to one sender domain per hour; over it the failure is recorded and no DSN is sent. 0 = no DSNs at all."),
+    S("RATE_LIMIT_IP_PER_MINUTE", lambda r: parse_int(r, 0), "120", "Messages one client address may send per minute, across every SMTP process (450 4.7.1 over it); 0 = off."),
+    S("RATE_LIMIT_ALIAS_PER_HOUR", lambda r: parse_int(r, 0), "600", "Messages one alias may receive per hour, across every SMTP process (450 4.7.1 over it); 0 = off."),
+    S("RATE_LIMIT_DOMAIN_PER_HOUR", lambda r: parse_int(r, 0), "3000", "Messages one domain's aliases may receive per hour, across every SMTP process (450 4.7.1 over it); 0 = off."),
+    S("REFUSED_RCPT_LIMIT_PER_HOUR", lambda r: parse_int(r, 0), "100", "Refused recipients one client address may collect per hour across connections (directory harvesting); over it its sessions are closed with 421. 0 = off."),
     # dashboard
     S("WEB_LISTEN", parse_listen, "127.0.0.1:8000", "host:port of the dashboard for `make run`."),
     S("SIGNUP_ENABLED", parse_bool, "true", "Anyone may create an owner account from the login page."),

@@ -7,10 +7,13 @@ import logging
 from concurrent.futures import Executor
 
 from mailferry.logs import get_logger, log
+from mailferry.models.message import QUARANTINED, QUEUED
 from mailferry.settings import Settings
 
 from . import replies
 from .content import check_content, loop_markers
+from .inbound.pipeline import Arrival, Decision, InboundChecks
+from .inbound.rate_limits import RateLimiter
 from .recipients import RecipientResolver, Resolution, is_mailbox
 from .routes import FORWARD, Route
 from .spool import Incoming, Spooler, SpoolError, new_message_id
@@ -36,12 +39,15 @@ def without_looping_routes(routes: list[Route], raw: bytes) -> list[Route]:
 
 
 class InboundHandler:
-    def __init__(self, settings: Settings, resolver: RecipientResolver, spooler: Spooler, lookups: Executor):
+    def __init__(self, settings: Settings, resolver: RecipientResolver, spooler: Spooler, lookups: Executor,
+                 checks: InboundChecks, limiter: RateLimiter):
         self.max_recipients = settings.SMTP_MAX_RECIPIENTS
         self.max_received = settings.SMTP_MAX_RECEIVED_HEADERS
         self.resolver = resolver
         self.spooler = spooler
         self.lookups = lookups
+        self.checks = checks
+        self.limiter = limiter
         self._lookups_running: dict[str, asyncio.Future] = {}  # cache key -> the lookup in the thread pool
 
     async def handle_EHLO(self, server, session, envelope, hostname: str, responses: list[str]) -> list[str]:
@@ -55,6 +61,12 @@ class InboundHandler:
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
         if address != NULL_SENDER and not is_mailbox(address):
             return replies.MALFORMED_ADDRESS
+        peer = peer_host(session)
+        if not (await self.limiter.refused(peer, add=0)).allowed:
+            return self._harvesting(server, peer)
+        if not (await self.limiter.message_from(peer)).allowed:
+            log(logger, logging.INFO, "sender rate limited", peer=peer, mail_from=address)
+            return replies.RATE_LIMITED_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.OK_SENDER
@@ -66,17 +78,32 @@ class InboundHandler:
         if resolution is None:
             return replies.TEMPORARY_FAILURE
         if not resolution.accepted:
-            log(logger, logging.INFO, "recipient refused", peer=peer_host(session), rcpt=address,
-                reply=resolution.reply)
-            server.refused_recipients += 1
-            if server.refused_recipients > HARD_ERROR_LIMIT:
-                server.close_after_reply()
-                return replies.TOO_MANY_ERRORS
-            return resolution.reply
-        if address.lower() not in (r.lower() for r in envelope.rcpt_tos):
+            return await self._refuse_recipient(server, session, address, resolution.reply)
+        known = address.lower() in (r.lower() for r in envelope.rcpt_tos)
+        if not known and not (limit := await self.limiter.recipient(resolution.route)).allowed:
+            log(logger, logging.INFO, "recipient rate limited", peer=peer_host(session), rcpt=address, limit=limit.name)
+            return replies.RATE_LIMITED_RECIPIENT
+        if not known:
             envelope.rcpt_tos.append(address)
             envelope.routes.append(resolution.route)
         return resolution.reply
+
+    async def _refuse_recipient(self, server, session, address: str, reply: str) -> str:
+        peer = peer_host(session)
+        log(logger, logging.INFO, "recipient refused", peer=peer, rcpt=address, reply=reply)
+        server.refused_recipients += 1
+        if server.refused_recipients > HARD_ERROR_LIMIT:
+            server.close_after_reply()
+            return replies.TOO_MANY_ERRORS
+        if not (await self.limiter.refused(peer)).allowed:
+            return self._harvesting(server, peer)
+        return reply
+
+    @staticmethod
+    def _harvesting(server, peer: str) -> str:
+        log(logger, logging.WARNING, "closing: too many refused recipients from this address", peer=peer)
+        server.close_after_reply()
+        return replies.HARVESTING
 
     async def _resolve(self, address: str, session) -> Resolution | None:
         """The cached resolution, or one lookup in the thread pool; sessions asking for an address whose
@@ -118,10 +145,16 @@ class InboundHandler:
             log(logger, logging.INFO, "message refused", message_id=message_id, peer=peer_host(session),
                 reply=replies.MAIL_LOOP, reason="already forwarded through this alias")
             return replies.MAIL_LOOP
+        mail_from = "" if envelope.mail_from == NULL_SENDER else envelope.mail_from
+        arrival = Arrival(message_id, raw, mail_from, peer_host(session), session.host_name or "", tuple(routes))
+        decision = await self.checks.decide(arrival)
+        self._log_decision(decision, arrival)
+        if decision.verdict.refused:
+            return decision.verdict.reply
         item = Incoming(
-            message_id=message_id, mail_from="" if envelope.mail_from == NULL_SENDER else envelope.mail_from,
-            routes=routes, raw=raw, peer=peer_host(session), helo=session.host_name or "",
-            used_tls=session.ssl is not None,
+            message_id=message_id, mail_from=mail_from, routes=routes, raw=decision.raw, peer=arrival.peer,
+            helo=arrival.helo, used_tls=session.ssl is not None,
+            state=QUARANTINED if decision.quarantined else QUEUED, findings=decision.columns(),
         )
         server.busy = True
         try:
@@ -130,9 +163,26 @@ class InboundHandler:
             return replies.TEMPORARY_FAILURE
         finally:
             server.busy = False
-        log(logger, logging.INFO, "queued", message_id=message_id, peer=item.peer, mail_from=item.mail_from,
-            rcpts=len(item.routes), size=len(raw), tls=item.used_tls)
+        log(logger, logging.INFO, "quarantined" if decision.quarantined else "queued", message_id=message_id,
+            peer=item.peer, mail_from=item.mail_from, rcpts=len(item.routes), size=len(raw), tls=item.used_tls)
         return replies.QUEUED.format(id=message_id)
+
+    @staticmethod
+    def _log_decision(decision: Decision, arrival: Arrival) -> None:
+        fields = {"message_id": arrival.message_id, "peer": arrival.peer, "mail_from": arrival.mail_from}
+        if decision.auth is not None:
+            fields["auth"] = " ".join(f"{r.method}={r.result}" for r in decision.auth.results)
+        if decision.spam is not None:
+            fields.update(spam_action=decision.spam.action, spam_score=decision.spam.score,
+                          spam_error=decision.spam.error or None)
+        if decision.verdict.refused:
+            log(logger, logging.INFO, "message refused", reply=decision.verdict.reply, reason=decision.verdict.reason,
+                **fields)
+        elif decision.verdict.reason:
+            log(logger, logging.INFO, "inbound checks", action=decision.verdict.action,
+                reason=decision.verdict.reason, **fields)
+        else:
+            log(logger, logging.DEBUG, "inbound checks", action=decision.verdict.action, **fields)
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd would answer a permanent 500 quoting the exception; a transient failure must stay 4xx.

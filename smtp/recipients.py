@@ -12,6 +12,7 @@ from mailferry.db import Database
 from mailferry.models import CATCH_ALL, ROLE_ADMIN, Alias, Domain, User
 
 from . import replies
+from .inbound.policy import DomainPolicy
 from .routes import SRS_RETURN, Route
 from .srs import Srs, SrsError
 
@@ -20,6 +21,8 @@ MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
 # an alias of their own they go to the domain owner's account address.
 ROLE_ADDRESSES = frozenset({"postmaster", "abuse"})
 CACHE_MAX_ENTRIES = 10_000
+_POLICY_COLUMNS = (Domain.dmarc_reject_policy, Domain.dmarc_quarantine_policy, Domain.spam_action,
+                   Domain.spam_threshold)
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
 
 
@@ -105,13 +108,19 @@ class RecipientResolver:
             return Resolution(replies.LOCAL_PART_TOO_LONG)
         with self.db.sessionmaker() as session:
             found = session.execute(
-                select(Domain.id, Domain.verified).where(Domain.name == domain)
+                select(Domain.id, Domain.verified, *_POLICY_COLUMNS).where(Domain.name == domain)
             ).first()
             if found is None or not found.verified:
                 return Resolution(replies.RELAY_DENIED)
+            policy = DomainPolicy(found.dmarc_reject_policy, found.dmarc_quarantine_policy, found.spam_action,
+                                  found.spam_threshold)
             if is_srs:
-                return self._srs_return(address, found.id)
-            return self._alias(session, address, local, found.id)
+                resolution = self._srs_return(address, found.id)
+            else:
+                resolution = self._alias(session, address, local, found.id)
+            if resolution.route is not None:
+                resolution = replace(resolution, route=replace(resolution.route, policy=policy))
+            return resolution
 
     def _srs_return(self, address: str, domain_id: int) -> Resolution:
         try:

@@ -51,3 +51,14 @@ def with_enhanced_code(reply: str) -> str:
     if not enhanced:
         return reply
     return f"{reply[:4]}{enhanced} {reply[4:]}".rstrip()
+
+# Inbound decisions (smtp/inbound), at the end of DATA or at MAIL/RCPT for rate limits.
+DMARC_REJECTED = "550 5.7.1 Message refused: it fails the DMARC policy (p=reject) of {domain}"
+AUTH_REJECTED = "550 5.7.1 Message refused: it fails the sender's authentication ({why})"
+AUTH_TEMPORARY = "451 4.7.0 Could not check the sender's authentication (DNS did not answer), try again later"
+SPAM_REJECTED = "550 5.7.1 Message refused as spam"
+SPAM_DEFERRED = "451 4.7.1 Message deferred by the spam filter, try again later"
+FILTER_UNAVAILABLE = "451 4.7.1 Spam filter unavailable, try again later"
+RATE_LIMITED_SENDER = "450 4.7.1 Too many messages from your address, try again later"
+RATE_LIMITED_RECIPIENT = "450 4.7.1 Too many messages for this recipient, try again later"
+HARVESTING = "421 4.7.0 Too many refused recipients from your address, closing connection"

@@ -7,12 +7,13 @@ rows, so the worker sees one shape whatever created the message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from mailferry.models import Delivery, Message, utcnow
 from mailferry.models.message import PENDING, QUEUED
+from smtp.inbound.policy import DomainPolicy
 
 FORWARD = "forward"          # alias -> its destinations, SRS + DKIM on the way out
 SRS_RETURN = "srs_return"    # mail to one of our SRS addresses -> back to the original sender
@@ -25,6 +26,7 @@ class Route:
     kind: str = FORWARD
     domain_id: int | None = None
     alias_id: int | None = None
+    policy: DomainPolicy | None = field(default=None, compare=False)  # the alias domain's inbound choices
 
 
 def domain_of(address: str) -> str:
@@ -37,16 +39,20 @@ def _header(headers, name: str) -> str:
 
 
 def message_rows(message_id: str, *, mail_from: str, routes: list[Route], raw: bytes, peer: str = "",
-                 helo: str = "", used_tls: bool = False) -> tuple[dict, list[dict]]:
-    """The `messages` row and its `deliveries` rows (one pending per distinct destination), as column dicts."""
+                 helo: str = "", used_tls: bool = False, state: str = QUEUED,
+                 findings: dict | None = None) -> tuple[dict, list[dict]]:
+    """The `messages` row and its `deliveries` rows (one pending per distinct destination), as column dicts.
+    `findings`: what the inbound checks found (smtp/inbound/pipeline.Decision.columns)."""
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
     now = utcnow()
     message = {
         "id": message_id, "received_at": now, "peer": peer, "helo": helo[:255], "mail_from": mail_from,
         "rcpt_tos": [r.recipient for r in routes], "size": len(raw), "raw": raw,
         "message_id_header": _header(headers, "Message-ID"), "subject": _header(headers, "Subject"),
-        "used_tls": used_tls, "state": QUEUED, "next_attempt_at": now, "attempts": 0,
+        "used_tls": used_tls, "state": state, "next_attempt_at": now, "attempts": 0,
         "lease_until": None, "lease_owner": None, "enqueued_at": None, "completed_at": None,
+        "auth_results": None, "rewrite_from": False, "dsn_block": "", "spam_score": None, "filter_reason": "",
+        **(findings or {}),
     }
     deliveries: list[dict] = []
     seen: set[str] = set()
@@ -66,10 +72,10 @@ def message_rows(message_id: str, *, mail_from: str, routes: list[Route], raw: b
 
 
 def build_message(message_id: str, *, mail_from: str, routes: list[Route], raw: bytes, peer: str = "",
-                  helo: str = "", used_tls: bool = False) -> Message:
+                  helo: str = "", used_tls: bool = False, state: str = QUEUED, findings: dict | None = None) -> Message:
     """A Message with one pending Delivery per (recipient, destination), ready to add and commit."""
     row, delivery_rows = message_rows(message_id, mail_from=mail_from, routes=routes, raw=raw, peer=peer, helo=helo,
-                                      used_tls=used_tls)
+                                      used_tls=used_tls, state=state, findings=findings)
     message = Message(**row)
     for delivery in delivery_rows:
         message.deliveries.append(Delivery(**{k: v for k, v in delivery.items() if k != "message_id"}))

@@ -17,6 +17,9 @@ from mailferry.settings import Settings
 
 from . import replies
 from .handler import InboundHandler
+from .inbound.pipeline import InboundChecks
+from .inbound.rate_limits import Limits, RateLimiter
+from .inbound.spam import RspamdClient
 from .peer_limits import PeerLimits
 from .protocol import InboundSMTP, install_aiosmtpd_speedups
 from .recipients import RecipientResolver
@@ -26,6 +29,7 @@ from .srs import Srs
 logger = get_logger("smtp.server")
 BANNER_IDENT = "ESMTP"  # aiosmtpd's default ident names its version
 LOOKUP_THREADS = 8
+CHECK_THREADS = 16  # the inbound checks of messages at the end of DATA: DNS waits and DKIM hashing
 BACKLOG = 1024
 # Per-session budgets like Postfix's smtpd_junk_command_limit; over one -> 421 4.7.0 and the session closes.
 COMMAND_LIMITS = {"NOOP": 100, "RSET": 100, "VRFY": 20, "EXPN": 20, "HELP": 20, "EHLO": 20, "HELO": 20,
@@ -61,7 +65,11 @@ class InboundServer:
         srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
         self.resolver = RecipientResolver(self.db, srs, settings.SMTP_RECIPIENT_CACHE_TTL, settings.SMTP_HOSTNAME)
         self.spooler = Spooler(self.db, settings.REDIS_URL, settings.RQ_QUEUE)
-        self.handler = InboundHandler(settings, self.resolver, self.spooler, self.lookups)
+        self.checks_pool = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="inbound-checks")
+        spam = RspamdClient(settings.RSPAMD_URL, settings.RSPAMD_TIMEOUT) if settings.RSPAMD_URL else None
+        self.limiter = RateLimiter(settings.REDIS_URL, Limits.from_settings(settings))
+        self.handler = InboundHandler(settings, self.resolver, self.spooler, self.lookups,
+                                      InboundChecks(settings, self.checks_pool, spam), self.limiter)
         self.tls_context = make_tls_context(settings)
         self.sessions: weakref.WeakSet[InboundSMTP] = weakref.WeakSet()
         self.peer_limits = PeerLimits(settings.SMTP_MAX_CONNECTIONS_PER_IP)
@@ -92,7 +100,8 @@ class InboundServer:
         self._server = await self._loop.create_server(self._new_session, sock=sock, backlog=BACKLOG)
         host, port = sock.getsockname()[:2]
         log(logger, logging.INFO, "listening", host=host, port=port, hostname=self.settings.SMTP_HOSTNAME,
-            tls=self.tls_context is not None)
+            tls=self.tls_context is not None, authentication=self.settings.INBOUND_AUTHENTICATION,
+            spam_filter=self.settings.RSPAMD_URL or "off (RSPAMD_URL is empty)")
         return host, port
 
     async def close(self) -> None:
@@ -112,6 +121,8 @@ class InboundServer:
         await self._server.wait_closed()
         await self._loop.run_in_executor(None, self.spooler.stop)
         self.lookups.shutdown(wait=True)
+        self.checks_pool.shutdown(wait=True)
+        await self.limiter.close()
         self.db.dispose()
         self._server = None
         log(logger, logging.INFO, "stopped")

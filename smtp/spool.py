@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from mailferry.db import Database
 from mailferry.logs import get_logger, log
 from mailferry.models import Delivery, Message, utcnow
+from mailferry.models.message import QUEUED
 from mailferry.queue import enqueue_messages, get_queue, make_redis
 
 from .planner_stats import StatsRefresher
@@ -56,6 +57,8 @@ class Incoming:
     peer: str = ""
     helo: str = ""
     used_tls: bool = False
+    state: str = QUEUED  # or QUARANTINED: stored, not dispatched
+    findings: dict = field(default_factory=dict)  # the inbound checks' columns
     done: Future = field(default_factory=Future)
 
 
@@ -172,11 +175,11 @@ class Spooler:
                 self._fail(batch[0])
                 return []
             # One bad message must not refuse its neighbours: commit them one by one.
-            return [item.message_id for item in batch if self._commit_one(item)]
+            return [item.message_id for item in batch if self._commit_one(item) and item.state == QUEUED]
         for item in batch:
             item.done.set_result(item.message_id)
         self.planner_stats.committed(len(batch))
-        return [item.message_id for item in batch]
+        return [item.message_id for item in batch if item.state == QUEUED]
 
     def _commit_one(self, item: Incoming) -> bool:
         try:
@@ -191,7 +194,8 @@ class Spooler:
         messages, deliveries = [], []
         for item in batch:
             message, rows = message_rows(item.message_id, mail_from=item.mail_from, routes=item.routes,
-                                         raw=item.raw, peer=item.peer, helo=item.helo, used_tls=item.used_tls)
+                                         raw=item.raw, peer=item.peer, helo=item.helo, used_tls=item.used_tls,
+                                         state=item.state, findings=item.findings)
             messages.append(message)
             deliveries.extend(rows)
         with self.db.engine.begin() as connection:

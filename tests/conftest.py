@@ -78,8 +78,11 @@ def make_settings(**overrides) -> Settings:
 
 
 @pytest.fixture
-def settings(db_url, redis_url) -> Settings:
-    return make_settings(DATABASE_URL=db_url, REDIS_URL=redis_url, SMTP_LISTEN="127.0.0.1:0")
+def settings(db_url, redis_url, dns_server) -> Settings:
+    """Every test's DNS is the loopback server (empty unless the test publishes records): the inbound checks
+    and delivery never ask the machine's resolver."""
+    return make_settings(DATABASE_URL=db_url, REDIS_URL=redis_url, SMTP_LISTEN="127.0.0.1:0",
+                         DNS_NAMESERVERS=dns_server.nameservers, DNS_TIMEOUT=2)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONText, utcnow
@@ -24,10 +24,27 @@ class Domain(Base):
     check_results: Mapped[dict | None] = mapped_column(JSONText, nullable=True)
     # {"mx": "2026-11-23T...", ...}: when a record that used to pass started failing
     broken_since: Mapped[dict | None] = mapped_column(JSONText, nullable=True)
-    rewrite_from_for_dmarc_reject: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Inbound policy; None = the instance default from settings (DMARC_REJECT_POLICY, ...).
+    dmarc_reject_policy: Mapped[str | None] = mapped_column(String(16), nullable=True)  # reject|rewrite|quarantine
+    dmarc_quarantine_policy: Mapped[str | None] = mapped_column(String(16), nullable=True)  # quarantine|reject|forward
+    spam_action: Mapped[str | None] = mapped_column(String(16), nullable=True)  # forward|quarantine|reject
+    spam_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)  # a score over it counts as spam
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     owner = relationship("User")
+
+    @property
+    def rewrite_from_for_dmarc_reject(self) -> bool:
+        """The option this policy grew from (kept for the API and CLI): DMARC failures of p=reject senders
+        are forwarded with From rewritten."""
+        return self.dmarc_reject_policy == "rewrite"
+
+    @rewrite_from_for_dmarc_reject.setter
+    def rewrite_from_for_dmarc_reject(self, enabled: bool) -> None:
+        if enabled:
+            self.dmarc_reject_policy = "rewrite"
+        elif self.dmarc_reject_policy == "rewrite":
+            self.dmarc_reject_policy = None
     aliases: Mapped[list["Alias"]] = relationship(back_populates="domain", cascade="all, delete-orphan")  # noqa: F821
     dkim_keys: Mapped[list["DkimKey"]] = relationship(back_populates="domain", cascade="all, delete-orphan")
 

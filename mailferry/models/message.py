@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONText, utcnow
@@ -10,6 +10,7 @@ from .base import Base, JSONText, utcnow
 # Message.state
 QUEUED = "queued"          # spooled, waiting for (or in) delivery
 DONE = "done"              # every delivery is final (delivered or bounced)
+QUARANTINED = "quarantined"  # held for its owner (spam, DMARC): not delivered until released, never bounced
 # Delivery.state
 PENDING = "pending"
 DEFERRED = "deferred"
@@ -42,6 +43,13 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # What the inbound checks found (smtp/inbound): our Authentication-Results as JSON, whether From must be
+    # rewritten on the way out, why no DSN may be sent ("" = one may), and the filter's score and reason.
+    auth_results: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rewrite_from: Mapped[bool] = mapped_column(Boolean, default=False)
+    dsn_block: Mapped[str] = mapped_column(String(64), default="")
+    spam_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    filter_reason: Mapped[str] = mapped_column(Text, default="")
 
     deliveries: Mapped[list["Delivery"]] = relationship(back_populates="message", cascade="all, delete-orphan", order_by="Delivery.id")
 

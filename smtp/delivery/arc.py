@@ -14,8 +14,7 @@ import dkim
 
 from mailferry.dkim_keys import SigningKey
 from mailferry.logs import log
-
-from .authentication import Authenticator, AuthResults, header_values
+from smtp.inbound.authentication import Authenticator, AuthResults, header_values
 
 logger = logging.getLogger(__name__)
 _SILENT = logging.getLogger("smtp.delivery.arc.dkimpy")

@@ -18,16 +18,13 @@ from mailferry.queue import get_queue, make_redis
 from mailferry.resolver import make_resolver
 from mailferry.settings import Settings, settings_or_exit
 from smtp.routing.breaker import CircuitBreaker
-from smtp.routing.dmarc import DmarcPolicies
 from smtp.routing.limits import DomainLimiter
 from smtp.srs import Srs
 
-from .arc import Sealer
-from .authentication import Authenticator
 from .keys import KeyCache
 from .mx import MxResolver
 from .relay import Relay, RelayTransport
-from .senders import DomainFlags, Senders
+from .senders import Senders
 from .transport import DirectTransport
 
 
@@ -75,8 +72,7 @@ def build(settings: Settings) -> Context:
                               ca_file=settings.SMTP_RELAY_CA_FILE, data_timeout=data_timeout),
         limiter=DomainLimiter(redis, settings.DIRECT_MAX_CONNECTIONS_PER_DOMAIN,
                               settings.DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE),
-        senders=Senders(settings.SMTP_HOSTNAME, srs, keys, DomainFlags(db), DmarcPolicies(resolver),
-                        Sealer(Authenticator(resolver, settings.SMTP_HOSTNAME)) if settings.SMTP_ENABLE_ARC else None),
+        senders=Senders(settings.SMTP_HOSTNAME, srs, keys, arc=settings.SMTP_ENABLE_ARC),
         srs=srs,
         keys=keys,
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",

@@ -15,7 +15,8 @@ from mailferry.models.message import QUEUED
 _messages = Message.__table__
 # What a delivery pass needs of a message (smtp.delivery.load): the claim returns it, no second read.
 CLAIMED = (_messages.c.id, _messages.c.mail_from, _messages.c.raw, _messages.c.received_at, _messages.c.helo,
-           _messages.c.peer, _messages.c.used_tls)
+           _messages.c.peer, _messages.c.used_tls, _messages.c.auth_results, _messages.c.rewrite_from,
+           _messages.c.dsn_block)
 
 
 def claim(session: Session | Connection, message_id: str, owner: str, seconds: int) -> bool:

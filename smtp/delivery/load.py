@@ -36,4 +36,5 @@ def _snapshot(m: Row, deliveries: list[Row], now: datetime) -> Snapshot:
     targets = tuple(Target(d.id, d.recipient, d.destination, d.destination_domain, d.kind, d.domain_id, d.alias_id,
                            d.attempts) for d in due)
     return Snapshot(m.id, m.mail_from, m.raw, m.received_at, m.helo, m.peer, m.used_tls, targets,
-                    all_open_due=len(due) == len(open_))
+                    all_open_due=len(due) == len(open_), auth_results=m.auth_results, rewrite_from=m.rewrite_from,
+                    dsn_block=m.dsn_block)

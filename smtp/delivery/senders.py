@@ -3,38 +3,32 @@
 - direct, or a relay with from_policy `keep`: SRS envelope under the alias domain, headers untouched;
 - a relay with from_policy `rewrite`: envelope = the relay account, From: "Name via alias" <account>,
   Reply-To: the original sender, X-Original-From: the original From (smtp/from_rewrite.py);
-- per alias domain (Domain.rewrite_from_for_dmarc_reject, off by default): the same From rewrite, to the
-  alias address, for senders whose DMARC policy is p=reject, since a forward they did not sign fails it.
+- when the inbound checks said so (Message.rewrite_from: the alias domain's DMARC policy is `rewrite` and a
+  p=reject sender's message has no aligned DKIM signature that passed): the same From rewrite, to the alias.
 
-Our Received header and DKIM signature are added after any rewrite, so the signature covers the new From.
+Our Authentication-Results (found at receipt, smtp/inbound), Received header and DKIM signature are added
+after any rewrite, so the signature covers the new From; the ARC set seals the results.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import srslib
-from sqlalchemy import select
 
-from mailferry.db import Database
-from mailferry.models import Domain
-from smtp.from_rewrite import from_addresses, rewrite_from
+from smtp.from_rewrite import rewrite_from
+from smtp.inbound.authentication import AuthResults
 from smtp.routes import FORWARD, domain_of
-from smtp.routing.dmarc import DmarcPolicies
 from smtp.srs import Srs
 
-from .arc import Sealer, arc_set
-from .authentication import AuthResults
+from .arc import arc_set
 from .dsn import DSN_KIND, OriginalMessage
 from .exchange import Transaction
 from .keys import KeyCache
 from .record import Target
 from .relay import Relay
 from .transform import Outbound, crlf_only, forward, loop_header, received_header
-
-FLAG_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -51,6 +45,13 @@ class Snapshot:
     targets: tuple[Target, ...]
     # No open delivery of the message is left out of `targets`: settling it needs no read of the others.
     all_open_due: bool = False
+    auth_results: str | None = None  # our findings at receipt (AuthResults JSON); None for mail from before them
+    rewrite_from: bool = False
+    dsn_block: str = ""  # why no DSN may be sent for this message ("" = one may)
+
+    @property
+    def results(self) -> AuthResults | None:
+        return AuthResults.from_json(self.auth_results) if self.auth_results else None
 
     @property
     def original(self) -> OriginalMessage:
@@ -66,31 +67,12 @@ class Unit:
     members: tuple[Target, ...]
 
 
-class DomainFlags:
-    """Which alias domains asked for the DMARC p=reject rewrite, read at most once a minute per process."""
-
-    def __init__(self, db: Database, ttl: float = FLAG_CACHE_SECONDS):
-        self.db, self.ttl = db, ttl
-        self._at, self._ids = 0.0, frozenset()
-
-    def rewrites_for_dmarc(self, domain_id: int | None) -> bool:
-        if domain_id is None:
-            return False
-        if time.monotonic() - self._at > self.ttl:
-            with self.db.session() as s:
-                self._ids = frozenset(s.scalars(select(Domain.id).where(Domain.rewrite_from_for_dmarc_reject)))
-            self._at = time.monotonic()
-        return domain_id in self._ids
-
-
 @dataclass
 class Senders:
     hostname: str
     srs: Srs
     keys: KeyCache
-    flags: DomainFlags
-    dmarc: DmarcPolicies
-    sealer: Sealer | None = None  # SMTP_ENABLE_ARC
+    arc: bool = False  # SMTP_ENABLE_ARC
 
     def transaction(self, snap: Snapshot, unit: Unit, relay: Relay | None) -> Transaction:
         out = self.outbound(snap, unit, relay)
@@ -113,39 +95,22 @@ class Senders:
                 account = relay.user if "@" in relay.user else alias
                 raw, _ = rewrite_from(crlf_only(raw), account=account, alias_address=alias)
                 envelope = account
-            elif self._dmarc_rewrite(raw, members[0].domain_id):
+            elif snap.rewrite_from:
                 raw, _ = rewrite_from(crlf_only(raw), account=alias, alias_address=alias)
         key = self.keys.get(unit.alias_domain)
-        results = self._results(snap)
+        results = snap.results
         if results is None:
             return forward(raw, envelope_from=envelope, received=received, key=key)
         out = forward(raw, envelope_from=envelope, received=results.header() + received, key=key)
-        if not out.dkim_signed:  # the seal needs the alias domain's key, as the signature does
+        if not (self.arc and out.dkim_signed):  # the seal needs the alias domain's key, as the signature does
             return out
         return Outbound(out.envelope_from, arc_set(out.data, key, results, snap.id) + out.data, True)
-
-    def _results(self, snap: Snapshot) -> AuthResults | None:
-        if self.sealer is None:
-            return None
-        return self.sealer.results(snap.id, snap.raw, mail_from=snap.mail_from, peer_ip=snap.peer, helo=snap.helo)
 
     def _srs(self, mail_from: str, alias_domain: str) -> str:
         try:
             return self.srs.forward(mail_from, alias_domain)
         except (srslib.Error, ValueError):  # a sender SRS cannot wrap: pass it through unchanged
             return mail_from
-
-    def _dmarc_rewrite(self, raw: bytes, domain_id: int | None) -> bool:
-        if not self.flags.rewrites_for_dmarc(domain_id):
-            return False
-        domain = from_domain(raw)
-        return bool(domain) and self.dmarc.policy(domain) == "reject"
-
-
-def from_domain(raw: bytes) -> str:
-    """The domain of the first From: address (what DMARC aligns against)."""
-    addresses = from_addresses(raw)
-    return domain_of(addresses[0]) if addresses else ""
 
 
 def units(targets: list[Target]) -> list[Unit]:

@@ -16,24 +16,31 @@ outside the pass is always settled.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
+from mailferry.logs import get_logger, log
 from mailferry.models import Delivery, Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, DONE, FINAL_DELIVERY_STATES
 from mailferry.settings import Settings
 
-from .dsn import dsn_rows
+from .dsn import DSN_KIND, dsn_rows
 from .outcome import classify
 from .record import Attempt, Outcome, outcome, write_outcomes
 from .senders import Snapshot
 from .tally import Tally
 
+logger = get_logger("smtp.delivery.settle")
 _messages, _deliveries = Message.__table__, Delivery.__table__
+# DSNs queued for one sender domain within the last hour (the cap DSN_MAX_PER_SENDER_DOMAIN_PER_HOUR).
+_RECENT_DSNS = (select(func.count()).select_from(_messages.join(_deliveries, _messages.c.id == _deliveries.c.message_id))
+                .where(_deliveries.c.kind == DSN_KIND, _deliveries.c.destination_domain == bindparam("domain"),
+                       _messages.c.received_at >= bindparam("since")))
 _OURS = (_messages.c.id == bindparam("message_id")) & (_messages.c.lease_owner == bindparam("owner"))
 _RELEASE = dict(attempts=_messages.c.attempts + 1, lease_until=None, lease_owner=None)
 _DUE = dict(next_attempt_at=bindparam("when"))
@@ -144,10 +151,22 @@ def _settle_read(conn: Connection, snap: Snapshot, attempts: list[Attempt], *, o
     return _settled(conn, snap, attempts, list(applied.values()), when, now, settings)
 
 
+def _over_cap(conn: Connection, mail_from: str, now: datetime, settings: Settings) -> str:
+    cap = settings.DSN_MAX_PER_SENDER_DOMAIN_PER_HOUR
+    domain = mail_from.rpartition("@")[2].lower()
+    sent = conn.execute(_RECENT_DSNS, {"domain": domain, "since": now - timedelta(hours=1)}).scalar_one() if cap else 0
+    return f"{sent} DSNs to {domain} in the last hour (the cap is {cap})" if sent >= cap else ""
+
+
 def _settled(conn: Connection, snap: Snapshot, attempts: list[Attempt], applied: list[Outcome],
              when: datetime | None, now: datetime, settings: Settings) -> Settled:
     failures = [f for o in applied if (f := o.failure)]
     if not failures or not snap.mail_from:  # never bounce a bounce: those have a null sender
+        return Settled(when, None, len(failures))
+    withheld = snap.dsn_block or _over_cap(conn, snap.mail_from, now, settings)
+    if withheld:  # backscatter: the failure stays recorded on its deliveries, nobody is mailed
+        log(logger, logging.INFO, "DSN not sent", message_id=snap.id, reason=withheld, failed=len(failures),
+            mail_from=snap.mail_from)
         return Settled(when, None, len(failures))
     domain_id = next((a.target.domain_id for a in attempts if a.target.domain_id), None)
     message, deliveries = dsn_rows(snap.original, failures, hostname=settings.SMTP_HOSTNAME, now=now,

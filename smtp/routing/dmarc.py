@@ -7,12 +7,9 @@ import time
 import dns.exception
 import dns.resolver
 
+from mailferry.org_domain import organisational_domain
+
 _CACHE_TTL = 3600
-
-
-def organisational_domain(domain: str) -> str:
-    """The registered domain, approximated by its last two labels (no public suffix list here)."""
-    return ".".join(domain.lower().rstrip(".").split(".")[-2:])
 
 
 def parse_dmarc(text: str) -> dict[str, str] | None:

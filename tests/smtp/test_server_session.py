@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from mailferry.models import Message
 from smtp import replies
 
-HEADERS = b"From: s@example.org\r\nSubject: t\r\n\r\n"
+HEADERS = b"From: s@example.org\r\nSubject: t\r\nMessage-ID: <t@example.org>\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\n"
 
 
 def session(client, rcpts=("john@alias.test",), helo="client.example.org", mail_from="<s@example.org>"):

@@ -162,11 +162,13 @@ class World:
             name = s.get(Domain, domain_id).name
             return Route(f"{local_part}@{name}", tuple(destinations), FORWARD, domain_id, alias.id)
 
-    def seed(self, routes: list[Route], *, mail_from: str = "alice@sender.test", raw: bytes = ORIGINAL) -> str:
+    def seed(self, routes: list[Route], *, mail_from: str = "alice@sender.test", raw: bytes = ORIGINAL,
+             findings: dict | None = None) -> str:
+        """A spooled message; `findings` are the inbound checks' columns (auth_results, dsn_block, ...)."""
         message_id = new_message_id()
         with self.db.session() as s:
             s.add(build_message(message_id, mail_from=mail_from, routes=routes, raw=raw, peer="198.51.100.7",
-                                helo="client.sender.test"))
+                                helo="client.sender.test", findings=findings))
         return message_id
 
 

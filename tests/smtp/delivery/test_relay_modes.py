@@ -140,21 +140,15 @@ def test_direct_mode_never_uses_the_relays(configure, world, internet, relay_ser
     assert deliveries(db, message_id)[0].route == "mx:mx.dest.test"
 
 
-def test_dmarc_reject_senders_get_the_from_rewrite_only_when_the_domain_asks(configure, world, internet, db):
-    from mailferry.models import Domain
-
+def test_the_from_rewrite_happens_only_when_the_inbound_checks_asked_for_it(configure, world, internet, db):
     ctx = configure(SMTP_DELIVERY_MODE="direct")
-    internet.dns.add("_dmarc.sender.test", "TXT", "v=DMARC1; p=reject")
     domain_id = world.domain("alias.test")
     route = world.alias(domain_id, "hello", "bob@dest.test")
     internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
     mx = internet.sink("127.0.0.2")
 
-    run(ctx, world.seed([route]))  # off by default: headers untouched
-    with db.session() as s:
-        s.get(Domain, domain_id).rewrite_from_for_dmarc_reject = True
-    ctx.senders.flags.ttl = 0  # read the flag now rather than within the minute
-    run(ctx, world.seed([route]))
+    run(ctx, world.seed([route]))  # headers untouched
+    run(ctx, world.seed([route], findings={"rewrite_from": True}))  # smtp/inbound decided it at receipt
 
     untouched, rewritten = mx.messages
     assert untouched.data.endswith(ORIGINAL)

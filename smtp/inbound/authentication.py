@@ -3,26 +3,30 @@ connecting address, the sender's DKIM signatures, DMARC alignment of the From do
 that came with the message. `arc.py` seals these results so that a receiver trusting us can still use
 them after the forward broke the sender's SPF alignment.
 
-DNS goes through the configured resolver; a lookup that fails makes that method `temperror`, never an
-exception.
+DNS goes through the resolver given (inbound: a cached one with a time budget per message); a lookup that
+fails makes that method `temperror`, never an exception. The results travel with the spooled message
+(`to_json`), so the worker adds our header and seals it without asking DNS again.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dkim
 import dns.resolver
 from dkim.util import parse_tag_value
 
 from mailferry.dns_lookup import DnsTemporaryError, txt_records
+from mailferry.org_domain import aligned, organisational_domain
 from mailferry.spf import SpfEvaluator
 from smtp.from_rewrite import from_addresses
-from smtp.routing.dmarc import organisational_domain, parse_dmarc
+from smtp.routing.dmarc import parse_dmarc
 
-_SILENT = logging.getLogger("smtp.delivery.authentication.dkimpy")
+MAX_SIGNATURES = 5  # DKIM signatures verified per message; more are reported as policy (RFC 6376 6.1)
+_SILENT = logging.getLogger("smtp.inbound.authentication.dkimpy")
 _SILENT.addHandler(logging.NullHandler())
 _SILENT.propagate = False
 
@@ -41,6 +45,33 @@ class MethodResult:
 class AuthResults:
     authserv_id: str
     results: tuple[MethodResult, ...]
+    from_domain: str = ""
+    dmarc_policy: str = ""  # what the From domain publishes for it: reject | quarantine | none | "" (no record)
+    dkim_aligned: bool = False  # a DKIM signature aligned with the From domain passed
+    spf_domain: str = ""  # the domain SPF was evaluated for (MAIL FROM's, or HELO's for a null sender)
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def temporary(self) -> bool:
+        """Some answer was unknown (DNS timeout or SERVFAIL): nothing may be decided from these results."""
+        return any(r.result == "temperror" for r in self.results)
+
+    def dkim_pass_for(self, domain: str) -> bool:
+        """A DKIM signature of `domain`'s organisational domain passed (a DSN to that domain is safe)."""
+        return any(r.method == "dkim" and r.result == "pass" and aligned(dict(r.properties).get("header.d", ""), domain)
+                   for r in self.results)
+
+    def to_json(self) -> str:
+        return json.dumps({"id": self.authserv_id, "from": self.from_domain, "p": self.dmarc_policy,
+                           "dkim_aligned": self.dkim_aligned, "spf_domain": self.spf_domain,
+                           "results": [[r.method, r.result, [list(p) for p in r.properties]] for r in self.results]})
+
+    @classmethod
+    def from_json(cls, text: str) -> AuthResults:
+        data = json.loads(text)
+        results = tuple(MethodResult(m, r, tuple(tuple(p) for p in props)) for m, r, props in data["results"])
+        return cls(data["id"], results, data.get("from", ""), data.get("p", ""), data.get("dkim_aligned", False),
+                   data.get("spf_domain", ""))
 
     def header(self) -> bytes:
         """`Authentication-Results: <authserv-id>; method=result ...` folded one method per line, CRLF."""
@@ -51,11 +82,6 @@ class AuthResults:
 
     def result(self, method: str) -> str | None:
         return next((r.result for r in self.results if r.method == method), None)
-
-
-def _aligned(domain: str, from_domain: str, mode: str) -> bool:
-    domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
-    return domain == from_domain if mode == "s" else organisational_domain(domain) == organisational_domain(from_domain)
 
 
 def header_values(raw: bytes, name: bytes) -> list[bytes]:
@@ -78,10 +104,13 @@ class Authenticator:
     def check(self, raw: bytes, *, mail_from: str, peer_ip: str, helo: str) -> AuthResults:
         spf = self._spf(mail_from, peer_ip, helo)
         signatures = self._dkim(raw)
-        results = [spf, *signatures, self._dmarc(raw, mail_from, spf, signatures)]
+        domain = from_domain(raw)
+        dmarc, policy, dkim_aligned = self._dmarc(domain, mail_from, spf, signatures)
+        results = [spf, *signatures, dmarc]
         if header_values(raw, b"arc-seal"):
             results.append(self._arc(raw))
-        return AuthResults(self.authserv_id, tuple(results))
+        spf_domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
+        return AuthResults(self.authserv_id, tuple(results), domain, policy, dkim_aligned, spf_domain)
 
     def _spf(self, mail_from: str, peer_ip: str, helo: str) -> MethodResult:
         domain = mail_from.rpartition("@")[2] if mail_from else helo
@@ -96,7 +125,9 @@ class Authenticator:
 
     def _dkim(self, raw: bytes) -> list[MethodResult]:
         signatures = header_values(raw, b"dkim-signature")
-        return [self._one_dkim(raw, i, value) for i, value in enumerate(signatures)] or [MethodResult("dkim", "none")]
+        checked = [self._one_dkim(raw, i, value) for i, value in enumerate(signatures[:MAX_SIGNATURES])]
+        return checked + [MethodResult("dkim", "policy", (("reason", "too-many-signatures"),))
+                          for _ in signatures[MAX_SIGNATURES:]] or [MethodResult("dkim", "none")]
 
     def _one_dkim(self, raw: bytes, index: int, value: bytes) -> MethodResult:
         try:
@@ -114,29 +145,36 @@ class Authenticator:
             return MethodResult("dkim", "temperror", props)
         return MethodResult("dkim", "pass" if ok else "fail", props)
 
-    def _dmarc(self, raw: bytes, mail_from: str, spf: MethodResult,
-               signatures: list[MethodResult]) -> MethodResult:
-        domain = from_domain(raw)
+    def _dmarc(self, domain: str, mail_from: str, spf: MethodResult,
+               signatures: list[MethodResult]) -> tuple[MethodResult, str, bool]:
+        """(the dmarc result, the policy published for `domain`, whether an aligned DKIM signature passed)."""
         if not domain:
-            return MethodResult("dmarc", "none")
+            return MethodResult("dmarc", "none"), "", False
+        prop = (("header.from", domain),)
         try:
-            tags = self._dmarc_record(domain)
+            found = self._dmarc_record(domain)
         except DnsTemporaryError:
-            return MethodResult("dmarc", "temperror", (("header.from", domain),))
-        if tags is None:
-            return MethodResult("dmarc", "none", (("header.from", domain),))
+            return MethodResult("dmarc", "temperror", prop), "", False
+        if found is None:
+            return MethodResult("dmarc", "none", prop), "", False
+        tags, policy = found
+        dkim_aligned = any(s.result == "pass" and aligned(dict(s.properties).get("header.d", ""), domain,
+                                                           tags.get("adkim", "r")) for s in signatures)
         spf_domain = mail_from.rpartition("@")[2]
-        passed = (spf.result == "pass" and bool(spf_domain) and _aligned(spf_domain, domain, tags.get("aspf", "r"))) \
-            or any(s.result == "pass" and _aligned(dict(s.properties)["header.d"], domain, tags.get("adkim", "r"))
-                   for s in signatures)
-        return MethodResult("dmarc", "pass" if passed else "fail", (("header.from", domain),))
+        passed = dkim_aligned or (spf.result == "pass" and aligned(spf_domain, domain, tags.get("aspf", "r")))
+        return MethodResult("dmarc", "pass" if passed else "fail", prop), policy, dkim_aligned
 
-    def _dmarc_record(self, domain: str) -> dict[str, str] | None:
-        for name in dict.fromkeys([domain, organisational_domain(domain)]):
+    def _dmarc_record(self, domain: str) -> tuple[dict[str, str], str] | None:
+        """The record's tags and the policy that applies to `domain`: a subdomain without a record of its own
+        takes the organisational domain's `sp`, falling back to its `p` (RFC 7489 6.6.3)."""
+        organisational = organisational_domain(domain)
+        for name in dict.fromkeys([domain, organisational]):
             for text in txt_records(self.resolver, f"_dmarc.{name}"):
                 tags = parse_dmarc(text)
                 if tags is not None:
-                    return tags
+                    inherited = name != domain
+                    policy = tags.get("sp", tags.get("p", "none")) if inherited else tags.get("p", "none")
+                    return tags, policy if policy in ("reject", "quarantine") else "none"
         return None
 
     def _arc(self, raw: bytes) -> MethodResult:

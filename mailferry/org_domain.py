@@ -1,0 +1,29 @@
+"""Organisational domains (RFC 7489 3.2) from the Public Suffix List that `publicsuffixlist` ships."""
+
+from __future__ import annotations
+
+import functools
+
+from publicsuffixlist import PublicSuffixList
+
+
+@functools.cache
+def _list() -> PublicSuffixList:
+    return PublicSuffixList()  # parses the list file: once per process, on first use
+
+
+def organisational_domain(domain: str) -> str:
+    """The registered domain: `mail.example.co.uk` -> `example.co.uk`. A public suffix itself, or a name with
+    an unknown TLD of one label, is its own organisational domain."""
+    name = domain.lower().rstrip(".")
+    return _list().privatesuffix(name) or name
+
+
+def aligned(domain: str, from_domain: str, mode: str = "r") -> bool:
+    """DMARC identifier alignment: strict (`s`) is the same name, relaxed the same organisational domain."""
+    domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    if not domain or not from_domain:
+        return False
+    if mode == "s":
+        return domain == from_domain
+    return organisational_domain(domain) == organisational_domain(from_domain)
