@@ -169,6 +169,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("SMTP_TLS_CERT", parse_file, "", "PEM certificate for STARTTLS on the inbound server (with SMTP_TLS_KEY). Empty = no STARTTLS."),
     S("SMTP_TLS_KEY", parse_file, "", "PEM private key for SMTP_TLS_CERT."),
     S("SMTP_SERVER_PROCESSES", lambda r: parse_int(r, 1), "1", "Processes `python -m smtp` runs on the same port (SO_REUSEPORT)."),
+    S("RSPAMD_URL", parse_str, "", "rspamd's scanner (normal worker), e.g. http://127.0.0.1:11333: received mail is scanned. Empty = no spam filtering."),
+    S("RSPAMD_TIMEOUT", lambda r: parse_int(r, 1), "10", "Seconds one rspamd scan may take before the message is handled as not scanned."),
     S("SMTP_RECIPIENT_CACHE_TTL", lambda r: parse_int(r, 0), "10", "Seconds a RCPT lookup (alias found or refused) is cached per process; 0 = no cache."),
     # delivery
     S("SMTP_DELIVERY_MODE", parse_mode, "direct", "direct (recipient's MX), relay (SMTP relays), hybrid (direct, relay fallback) or smart (per destination by success rate)."),
@@ -274,6 +276,8 @@ def _check_together(values: dict) -> None:
         raise SettingsError("MX_CACHE_MIN_TTL", "must not be larger than MX_CACHE_MAX_TTL")
     if not values["DATABASE_URL"].startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
         raise SettingsError("DATABASE_URL", "must start with sqlite:// or postgresql://")
+    if values["RSPAMD_URL"] and not re.match(r"^http://[^/:]+(:\d+)?/?$", values["RSPAMD_URL"]):
+        raise SettingsError("RSPAMD_URL", f"must be http://host:port, got {values['RSPAMD_URL']!r}")
     if not values["REDIS_URL"].startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("REDIS_URL", "must start with redis://, rediss:// or unix://")
 
