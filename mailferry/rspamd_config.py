@@ -18,7 +18,8 @@ USER = "_rspamd"
 # Workers and modules that would reach the internet, need Redis or are of no use to a scanner on loopback.
 _DISABLED = ("worker-proxy.inc", "worker-fuzzy.inc", "fuzzy_check.conf", "rbl.conf", "url_redirector.conf",
              "rspamd_update.conf", "asn.conf", "emails.conf")
-# Without these the authentication modules skip mail from loopback and from the `User` header.
+# Without these the authentication modules skip "local" mail (127.0.0.1 always is, whatever local_addrs says)
+# and mail with a `User` header.
 _CHECK_LOCAL = ("spf.conf", "dkim.conf", "dmarc.conf", "arc.conf")
 
 
@@ -36,7 +37,7 @@ def local_overrides(*, scan_port: int, controller_port: int, nameservers: str = 
     files = {
         "worker-normal.inc": f'bind_socket = "127.0.0.1:{scan_port}";\n',
         "worker-controller.inc": f'bind_socket = "127.0.0.1:{controller_port}";\n',
-        # local_addrs = [] so that mail from 127.0.0.1 is not "local" (local mail skips SPF/DKIM/DMARC/ARC).
+        # local_addrs = []: private networks (10/8, 172.16/12, a Docker bridge) are not trusted as local senders.
         "options.inc": dns + "local_addrs = [];\n" + (f'hs_cache_dir = "{hs_cache_dir}";\n' if hs_cache_dir else ""),
         # logging to stderr of the foreground process would interleave with ours; a file under rundir instead.
         "logging.inc": 'type = "file";\nfilename = "$LOGDIR/rspamd.log";\nlevel = "warning";\n',

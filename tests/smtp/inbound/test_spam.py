@@ -44,7 +44,7 @@ def test_clean_message_is_not_rejected_and_has_a_score(rspamd, dns_server):
 
 
 def test_mail_from_loopback_is_still_checked_for_spf(rspamd, dns_server):
-    # rspamd treats local senders as trusted and skips SPF: the fixture's local_addrs = [] / check_local stop that.
+    # rspamd treats loopback senders as local and skips SPF: check_local = true in spf.conf stops that.
     dns_server.add("sender-example.com", "TXT", "v=spf1 -all")
     verdict = scan(rspamd.url, message(), ip="127.0.0.1")
     assert "R_SPF_FAIL" in verdict.symbols, verdict.symbols
