@@ -9,7 +9,7 @@ run: $(VENV)/.deps
 	$(BIN)/python scripts/dev_run.py
 
 test: $(VENV)/.deps-dev
-	scripts/system_deps.sh redis postfix chromium
+	scripts/system_deps.sh redis postfix chromium rspamd
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.deps-dev

@@ -2,7 +2,8 @@
 
 Embedded defaults: SQLite under var/, REDIS_URL when it answers or else a Redis of our own (from
 `redis-server` on PATH, installing Debian's package when missing), a self-signed certificate for STARTTLS,
-and port 2525 for SMTP when not root and SMTP_LISTEN is not configured. Everything else comes from `.env`.
+port 2525 for SMTP when not root and SMTP_LISTEN is not configured, and an rspamd of our own (under
+var/rspamd) when RSPAMD_URL is not configured and rspamd is installed. Everything else comes from `.env`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mailferry.queue import make_redis  # noqa: E402
+from mailferry.rspamd_config import prepare_dir, rspamd_command, wait_until_pings, write_config  # noqa: E402
 from mailferry.settings import Settings, read_env_file, settings_or_exit  # noqa: E402
 
 VAR = os.path.join(ROOT, "var")
@@ -69,6 +72,55 @@ def start_redis(url: str, env: dict[str, str]) -> subprocess.Popen | None:
     say(f"could not start redis-server on port {port}; see var/redis/redis.log")
     proc.kill()
     raise SystemExit(1)
+
+
+def free_loopback_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_rspamd(env: dict[str, str]) -> subprocess.Popen | None:
+    """Without RSPAMD_URL: a private rspamd on loopback (config and data under var/rspamd, system resolver)."""
+    if configured("RSPAMD_URL"):
+        return None
+    binary = shutil.which("rspamd")
+    if not binary:
+        say("rspamd not installed: spam filtering off (apt-get install rspamd)")
+        return None
+    base = os.path.join(VAR, "rspamd")
+    confdir, rundir = os.path.join(base, "conf"), os.path.join(base, "run")
+    port = free_loopback_port(11333)
+    controller = free_loopback_port(11334 if port == 11333 else 0)
+    write_config(confdir, scan_port=port, controller_port=controller, hs_cache_dir=rundir)
+    prepare_dir(base)
+    prepare_dir(rundir)
+    proc = subprocess.Popen(rspamd_command(binary, confdir, rundir), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a first start compiles rspamd's regular expressions (~15 s); later ones reuse var/rspamd/run
+    if not wait_until_pings("127.0.0.1", port, 120, alive=lambda: proc.poll() is None):
+        say("could not start rspamd; see var/rspamd/run/rspamd.log; spam filtering off")
+        stop_group(proc)
+        return None
+    env["RSPAMD_URL"] = f"http://127.0.0.1:{port}"
+    say(f"started rspamd at {env['RSPAMD_URL']} (config and data in var/rspamd)")
+    return proc
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """rspamd forks its workers: stop the whole process group."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def ensure_tls(settings: Settings, env: dict[str, str]) -> None:
@@ -126,7 +178,9 @@ def main() -> int:
     redis = start_redis(settings.REDIS_URL, env)
     if redis:
         procs["redis"] = redis
+    rspamd = None
     try:
+        rspamd = start_rspamd(env)
         ensure_tls(settings, env)
         subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], check=True, env=env)
         for name, command in child_commands(settings).items():
@@ -139,6 +193,8 @@ def main() -> int:
         return supervise(procs)
     finally:
         stop_all({k: v for k, v in procs.items() if k != "redis"})
+        if rspamd:
+            stop_group(rspamd)
         stop_all({k: v for k, v in procs.items() if k == "redis"})
 
 

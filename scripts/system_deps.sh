@@ -3,10 +3,11 @@
 #   scripts/system_deps.sh redis            redis-server (the run command and the tests start their own)
 #   scripts/system_deps.sh postfix          smtp-sink / smtp-source / postfix (bench baselines, test sinks)
 #   scripts/system_deps.sh chromium         Debian's chromium for the Playwright dashboard tests
+#   scripts/system_deps.sh rspamd           the spam scanner (tests start a private one; `make run` too)
 set -euo pipefail
 
-declare -A COMMAND=([redis]=redis-server [postfix]=smtp-sink [chromium]=chromium)
-declare -A PACKAGE=([redis]=redis-server [postfix]="postfix" [chromium]="chromium")
+declare -A COMMAND=([redis]=redis-server [postfix]=smtp-sink [chromium]=chromium [rspamd]=rspamd)
+declare -A PACKAGE=([redis]=redis-server [postfix]="postfix" [chromium]="chromium" [rspamd]="rspamd")
 
 missing=()
 for want in "$@"; do

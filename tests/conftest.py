@@ -99,3 +99,22 @@ def dns_server(dns_server_session):
     """A real DNS server on loopback, emptied for each test: point DNS_NAMESERVERS at .nameservers."""
     dns_server_session.clear()
     return dns_server_session
+
+
+@pytest.fixture(scope="session")
+def rspamd_server(tmp_path_factory, dns_server_session):
+    """One real rspamd per session (fails, never skips, when rspamd is not installed: CI installs it)."""
+    from tests.support.rspamd_server import RspamdServer
+
+    server = RspamdServer(str(tmp_path_factory.mktemp("rspamd")), dns_nameservers=dns_server_session.nameservers)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rspamd(rspamd_server):
+    """The session's rspamd, started again if an earlier test stopped it."""
+    if not rspamd_server.running:
+        rspamd_server.start()
+    return rspamd_server

@@ -12,7 +12,8 @@ import yaml
 from mailferry.settings import SETTINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVICES = {"postgres", "redis", "migrate", "web", "smtp", "worker"}
+SERVICES = {"postgres", "redis", "rspamd", "migrate", "web", "smtp", "worker"}
+IMAGES = {"postgres", "redis", "rspamd"}  # upstream images; every other service is Mailferry
 
 
 def _compose() -> dict:
@@ -64,13 +65,13 @@ def test_compose_has_every_service_and_they_build_from_the_dockerfile():
     compose = _compose()
     assert set(compose["services"]) == SERVICES
     assert os.path.isfile(os.path.join(ROOT, "Dockerfile"))
-    for name in SERVICES - {"postgres", "redis"}:
+    for name in SERVICES - IMAGES:
         service = compose["services"][name]
         assert service["build"] == "." and service["image"] == "mailferry:latest", name
 
 
 def test_every_service_command_exists_in_the_project():
-    for name in SERVICES - {"postgres", "redis"}:
+    for name in SERVICES - IMAGES:
         assert_command_exists(_compose()["services"][name]["command"])
 
 
@@ -107,7 +108,7 @@ def test_worker_scales():
 
 def test_environment_names_are_real_settings():
     known = {s.name for s in SETTINGS}
-    for name in SERVICES - {"postgres", "redis"}:
+    for name in SERVICES - IMAGES:
         for variable in _compose()["services"][name].get("environment", {}):
             assert variable in known, f"{name}: {variable} is not a Mailferry setting"
 
@@ -124,3 +125,13 @@ def test_makefile_targets_in_readme_exist():
 def test_worker_gets_less_cpu_weight_than_the_smtp_server():
     services = _compose()["services"]
     assert services["worker"]["cpu_shares"] < services["smtp"].get("cpu_shares", 1024)
+
+
+def test_smtp_scans_with_the_bundled_rspamd_once_it_is_healthy():
+    services = _compose()["services"]
+    rspamd = services["rspamd"]
+    assert rspamd["image"].startswith("rspamd/rspamd:") and rspamd["healthcheck"]["test"]
+    assert services["smtp"]["depends_on"]["rspamd"]["condition"] == "service_healthy"
+    for name in ("smtp", "worker", "web"):
+        assert services[name]["environment"]["RSPAMD_URL"] == "http://rspamd:11333"
+    assert services["smtp"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

@@ -59,6 +59,8 @@ def test_values_parse(name, raw, expected):
     ({"MX_CACHE_MIN_TTL": "100", "MX_CACHE_MAX_TTL": "10"}, "MX_CACHE_MIN_TTL", "MX_CACHE_MAX_TTL"),
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL", "sqlite://"),
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
+    ({"RSPAMD_URL": "127.0.0.1:11333"}, "RSPAMD_URL", "http://host:port"),
+    ({"RSPAMD_URL": "https://rspamd.test:11333/checkv2"}, "RSPAMD_URL", "http://host:port"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "DEBUG"),
     ({"WORKER_NICE": "20"}, "WORKER_NICE", "0-19"),
 ])

@@ -1,10 +1,11 @@
-"""`make run`'s supervisor: it starts Redis when none answers, migrates SQLite, runs SMTP + worker + dashboard,
-and stops all of them on Ctrl-C."""
+"""`make run`'s supervisor: it starts Redis when none answers and rspamd when RSPAMD_URL is not set, migrates
+SQLite, runs SMTP + worker + dashboard, and stops all of them on Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -48,7 +49,9 @@ def test_runs_everything_and_stops_on_ctrl_c(tmp_path):
         output = proc.communicate(timeout=40)[0].decode(errors="replace")
     assert proc.returncode == 0, output
     assert "started Redis" in output
-    for port in (smtp_port, web_port, redis_port):
+    rspamd = re.search(r"started rspamd at http://127\.0\.0\.1:(\d+)", output)  # CI installs rspamd
+    assert rspamd, output
+    for port in (smtp_port, web_port, redis_port, int(rspamd.group(1))):
         try:
             wait_port("127.0.0.1", port, timeout=0.5)
             raise AssertionError(f"port {port} still open after Ctrl-C:\n{output}")

@@ -69,10 +69,22 @@ class _Udp(socketserver.BaseRequestHandler):
 
 class _Tcp(socketserver.BaseRequestHandler):
     def handle(self):
-        length = int.from_bytes(self.request.recv(2), "big")
-        reply = self.server.zone.answer(self.request.recv(length))
-        if reply is not None:
+        # rspamd's resolver opens TCP connections it may close unused, and may split the length from the query.
+        while (prefix := self._exactly(2)) is not None:
+            query = self._exactly(int.from_bytes(prefix, "big"))
+            reply = self.server.zone.answer(query) if query else None
+            if reply is None:
+                return
             self.request.sendall(len(reply).to_bytes(2, "big") + reply)
+
+    def _exactly(self, n: int) -> bytes | None:
+        data = b""
+        while len(data) < n:
+            chunk = self.request.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
 
 
 class _UdpServer(socketserver.ThreadingUDPServer):
