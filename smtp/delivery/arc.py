@@ -2,8 +2,8 @@
 
 A forward keeps the sender's From but leaves from our address, so the sender's SPF no longer aligns and
 their DMARC rests on their DKIM signature alone. The ARC set carries our Authentication-Results, signed, to a
-receiver that trusts us (Gmail and Microsoft evaluate ARC from forwarders). Off unless SMTP_ENABLE_ARC: dkimpy
-signs in pure Python, two RSA signatures per forwarded copy.
+receiver that trusts us (Gmail and Microsoft evaluate ARC from forwarders). Off unless SMTP_ENABLE_ARC. The set
+itself is built in arc_signing.py.
 """
 
 from __future__ import annotations
@@ -15,15 +15,10 @@ import dkim
 from mailferry.dkim_keys import SigningKey
 from mailferry.logs import log
 
+from .arc_signing import arc_headers
 from .authentication import Authenticator, AuthResults, header_values
 
 logger = logging.getLogger(__name__)
-_SILENT = logging.getLogger("smtp.delivery.arc.dkimpy")
-_SILENT.addHandler(logging.NullHandler())
-_SILENT.propagate = False
-# What the ARC-Message-Signature covers (dkimpy refuses trace headers and DKIM-Signature here).
-SIGNED_HEADERS = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to", b"in-reply-to",
-                  b"references", b"mime-version", b"content-type", b"content-transfer-encoding")
 
 
 def claims_our_results(original: bytes, authserv_id: str) -> bool:
@@ -42,14 +37,11 @@ def arc_set(data: bytes, key: SigningKey, results: AuthResults, message_id: str 
     if key.algorithm != "rsa":  # RFC 8617 defines rsa-sha256 only
         log(logger, logging.DEBUG, "not sealed: ARC needs an RSA key", message_id=message_id, domain=key.domain)
         return b""
-    include = [h for h in SIGNED_HEADERS if header_values(data, h)]
     try:
-        lines = dkim.arc_sign(data, key.selector.encode("ascii"), key.domain.encode("ascii"), key.private_pem,
-                              results.authserv_id.encode("ascii"), include_headers=include, logger=_SILENT)
-    except (dkim.DKIMException, ValueError) as exc:
+        return arc_headers(data, key, results)
+    except (dkim.DKIMException, ValueError) as exc:  # an unparseable header block, SigningError, a bad key
         log(logger, logging.WARNING, "not sealed", message_id=message_id, domain=key.domain, error=str(exc))
         return b""
-    return b"".join(lines)
 
 
 class Sealer:
