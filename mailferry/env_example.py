@@ -23,7 +23,7 @@ NOTES = {
 Sender policy of a relay. `keep`: the envelope sender is SRS-rewritten under the alias domain and the
 headers are untouched, so the original DKIM signature still verifies; use it with relays that send as your
 domain (SendGrid/Mailgun with domain authentication). `rewrite`: the envelope sender becomes the relay
-account and From: becomes "Original Name via alias@domain" <relay account> (the relay user when it is an
+account and From: becomes "Original Name via alias.domain" <relay account> (the relay user when it is an
 address, else the alias), with Reply-To: the original sender and the original From kept in X-Original-From;
 use it with relays that only send as their own account (Gmail, Outlook). Trade-off: keep preserves the
 sender's identity and signatures but a relay that does not own the sender's domain rewrites or refuses the

@@ -1,13 +1,17 @@
 """The `rewrite` sender policy: for relays that only send as their own account (Gmail), and for senders whose
-DMARC policy is p=reject. From: becomes "Name via alias" <account>; Reply-To: keeps replies going to the
+DMARC policy is p=reject. From: becomes "Name via alias.domain" <account>; Reply-To: keeps replies going to the
 original sender; X-Original-From: keeps what was there. Only the header block changes; the body is untouched."""
 
 from __future__ import annotations
 
+import re
 from email.header import decode_header, make_header
 from email.utils import formataddr, getaddresses
 
 CRLF = b"\r\n"
+# rspamd scores an address in the display name that is not the From address as spam (SPOOF_DISPLAY_NAME);
+# the full-width and small at signs go too, since a reader takes them for an address all the same.
+_AT_SIGN = re.compile(r"\s*[@\uff20\ufe6b]\s*")
 
 
 def split_message(raw: bytes) -> tuple[list[bytes], bytes]:
@@ -43,13 +47,20 @@ def from_addresses(raw: bytes) -> list[str]:
     return [address for _, address in getaddresses(values) if "@" in address]
 
 
+def display_name(name: str, address: str, alias_address: str) -> str:
+    """`Name via alias.domain`, the sender's address standing in for a missing name, with no @ anywhere:
+    `alice at sender.test via alias.domain`."""
+    sender = _AT_SIGN.sub(" at ", name or address).strip() or "unknown sender"
+    return f"{sender} via {alias_address.rpartition('@')[2]}"
+
+
 def rewrite_from(raw: bytes, *, account: str, alias_address: str) -> tuple[bytes, str]:
     """The message with its From rewritten, and the original sender address (for the envelope/Reply-To)."""
     fields, rest = split_message(raw)
     from_index = next((i for i, f in enumerate(fields) if field_name(f) == "from"), None)
     original = fields[from_index] if from_index is not None else b"From: \r\n"
     name, address = (getaddresses([field_value(original)]) or [("", "")])[0]
-    display = f"{name or address or 'unknown sender'} via {alias_address}"
+    display = display_name(name, address, alias_address)
     new_fields = [f for f in fields if field_name(f) not in ("from", "x-original-from")]
     added = [f"From: {formataddr((display, account))}".encode() + CRLF,
              b"X-Original-From:" + original.split(b":", 1)[1].rstrip(b"\r\n") + CRLF]

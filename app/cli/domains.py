@@ -106,7 +106,7 @@ def reverify(as_json: bool) -> None:
 @click.argument("state", type=click.Choice(["on", "off"]))
 @cli_command
 def dmarc_rewrite(name: str, state: str, as_json: bool) -> None:
-    """Rewrite From (to "Name via alias" <alias>, Reply-To the sender) on mail forwarded for NAME when the
+    """Rewrite From (to "Name via alias.domain" <alias>, Reply-To the sender) on mail forwarded for NAME when the
     sender's domain publishes DMARC p=reject. Off by default; workers pick a change up within a minute."""
     with get_db().session() as session:
         domain = get_domain(session, name)

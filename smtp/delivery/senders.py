@@ -1,7 +1,7 @@
 """What goes on the wire for one transaction: the envelope sender and the message, by sender policy.
 
 - direct, or a relay with from_policy `keep`: SRS envelope under the alias domain, headers untouched;
-- a relay with from_policy `rewrite`: envelope = the relay account, From: "Name via alias" <account>,
+- a relay with from_policy `rewrite`: envelope = the relay account, From: "Name via alias.domain" <account>,
   Reply-To: the original sender, X-Original-From: the original From (smtp/from_rewrite.py);
 - when the inbound checks said so (Message.rewrite_from: the alias domain's DMARC policy is `rewrite` and a
   p=reject sender's message has no aligned DKIM signature that passed): the same From rewrite, to the alias.

@@ -39,13 +39,13 @@ def _include_headers(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
 
 
 @lru_cache(maxsize=512)
-def _load_private_key(pem: bytes):
+def load_private_key(pem: bytes):
     """Parsing (and validating) an RSA key costs far more than signing with it: once per key and process."""
     return serialization.load_pem_private_key(pem, password=None)
 
 
 def _sign_digest(key: SigningKey, digest: bytes) -> bytes:
-    private = _load_private_key(key.private_pem)
+    private = load_private_key(key.private_pem)
     if isinstance(private, rsa.RSAPrivateKey):
         return private.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
     if isinstance(private, ed25519.Ed25519PrivateKey):

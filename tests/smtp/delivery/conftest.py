@@ -15,11 +15,13 @@ from sqlalchemy import select
 from app.services.dkim_keys import generate_key, txt_record
 from mailferry.db import Database
 from mailferry.models import Alias, Domain, User
+from mailferry.resolver import make_resolver
 from smtp.delivery import context
 from smtp.delivery.dsn import new_message_id
 from smtp.delivery.transport import DirectTransport
 from smtp.routes import FORWARD, Route, build_message
 from tests.conftest import make_settings
+from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import SMTP_SINK, CommandLog, PostfixSink, Sink
 from tests.support.net import free_port
@@ -67,6 +69,21 @@ class Internet:
     def stop(self) -> None:
         for sink in self.sinks:
             sink.stop()
+
+
+@pytest.fixture
+def resolver(dns_server):
+    return make_resolver(make_settings(DNS_NAMESERVERS=dns_server.nameservers, DNS_TIMEOUT=1))
+
+
+@pytest.fixture
+def sender(dns_server):
+    """sender.test: SPF for 127.0.0.7, DMARC p=reject, a published DKIM key."""
+    key = new_key("sender.test", "snd")
+    publish(dns_server, key)
+    dns_server.set("sender.test", "TXT", "v=spf1 ip4:127.0.0.7 -all")
+    dns_server.set("_dmarc.sender.test", "TXT", "v=DMARC1; p=reject")
+    return key
 
 
 @pytest.fixture

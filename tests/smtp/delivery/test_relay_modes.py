@@ -53,7 +53,7 @@ def test_relay_mode_implicit_tls_auth_login_rewrites_the_sender(configure, world
     assert [(login.mechanism, login.user) for login in relay.handler.logins] == [("LOGIN", USER)]
     assert got.mail_from == USER
     headers = _headers(got.data)
-    assert headers["From"] == f'"Alice Sender via hello@alias.test" <{USER}>'
+    assert headers["From"] == f'"Alice Sender via alias.test" <{USER}>'
     assert headers["Reply-To"] == "Alice Sender <alice@sender.test>"
     assert headers["X-Original-From"] == "Alice Sender <alice@sender.test>"
     assert got.data.endswith(ORIGINAL.split(b"\r\n\r\n", 1)[1])  # the body is untouched
@@ -153,7 +153,7 @@ def test_the_from_rewrite_happens_only_when_the_inbound_checks_asked_for_it(conf
     untouched, rewritten = mx.messages
     assert untouched.data.endswith(ORIGINAL)
     headers = _headers(rewritten.data)
-    assert headers["From"] == '"Alice Sender via hello@alias.test" <hello@alias.test>'
+    assert headers["From"] == '"Alice Sender via alias.test" <hello@alias.test>'
     assert headers["Reply-To"] == "Alice Sender <alice@sender.test>"
     assert headers["X-Original-From"] == "Alice Sender <alice@sender.test>"
     assert Srs(ctx.settings.srs_secret).reverse(rewritten.mail_from) == "alice@sender.test"
