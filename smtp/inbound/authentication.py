@@ -23,7 +23,6 @@ from mailferry.dns_lookup import DnsTemporaryError, txt_records
 from mailferry.org_domain import aligned, organisational_domain
 from mailferry.spf import SpfEvaluator
 from smtp.from_rewrite import from_addresses
-from smtp.routing.dmarc import parse_dmarc
 
 MAX_SIGNATURES = 5  # DKIM signatures verified per message; more are reported as policy (RFC 6376 6.1)
 _SILENT = logging.getLogger("smtp.inbound.authentication.dkimpy")
@@ -82,6 +81,14 @@ class AuthResults:
 
     def result(self, method: str) -> str | None:
         return next((r.result for r in self.results if r.method == method), None)
+
+
+def parse_dmarc(text: str) -> dict[str, str] | None:
+    """The tags of a DMARC record (lower-cased), or None when `text` is not one."""
+    if not text.lower().startswith("v=dmarc1"):
+        return None
+    pairs = (part.strip().split("=", 1) for part in text.split(";") if "=" in part)
+    return {k.strip().lower(): v.strip().lower() for k, v in pairs}
 
 
 def header_values(raw: bytes, name: bytes) -> list[bytes]:
