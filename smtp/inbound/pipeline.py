@@ -76,7 +76,7 @@ class InboundChecks:
         verdicts = [[dmarc_policy.decide(auth, p)] if auth else [] for p in policies]
         spam = None
         if self.spam is not None and not for_transaction([worst(v) for v in verdicts]).refused:
-            spam = await self._scan(arrival, auth)
+            spam = await self._scan(arrival)
             for route_verdicts, policy in zip(verdicts, policies, strict=True):
                 route_verdicts.append(spam_policy.decide(spam, policy, fail_open=self.settings.RSPAMD_FAIL_OPEN))
         verdict = for_transaction([worst(v) for v in verdicts])
@@ -96,12 +96,10 @@ class InboundChecks:
         return authenticator.check(arrival.raw, mail_from=arrival.mail_from, peer_ip=_ip(arrival.peer),
                                    helo=arrival.helo)
 
-    async def _scan(self, arrival: Arrival, auth: AuthResults | None) -> SpamVerdict:
+    async def _scan(self, arrival: Arrival) -> SpamVerdict:
         rcpts = [route.recipient for route in arrival.routes]
-        header = auth.header().decode("utf-8", "replace") if auth else ""
         return await self.spam.scan(arrival.raw, ip=_ip(arrival.peer), helo=arrival.helo, mail_from=arrival.mail_from,
-                                    rcpts=rcpts, hostname=self.settings.SMTP_HOSTNAME, queue_id=arrival.message_id,
-                                    auth_results=header)
+                                    rcpts=rcpts, hostname=self.settings.SMTP_HOSTNAME, queue_id=arrival.message_id)
 
 
 def _ip(peer: str) -> str:

@@ -16,10 +16,6 @@ from urllib.parse import urlsplit
 SPAM_ACTIONS = ("add header", "rewrite subject", "soft reject", "reject")
 _MAX_REPLY = 1 << 20
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
-# Our Authentication-Results words -> what rspamd's http_headers module understands (SPF / DKIM headers).
-_SPF = {"pass": "pass", "fail": "fail", "softfail": "softfail", "neutral": "neutral", "none": "na",
-        "permerror": "permfail"}
-_DKIM = {"pass": "pass", "fail": "fail", "temperror": "tempfail", "permerror": "permfail", "none": "na"}
 
 
 @dataclass(frozen=True)
@@ -49,9 +45,11 @@ class RspamdClient:
         self.timeout = timeout
 
     async def scan(self, raw: bytes, *, ip: str, helo: str, mail_from: str, rcpts: list[str], hostname: str,
-                   queue_id: str = "", auth_results: str = "") -> SpamVerdict:
+                   queue_id: str = "") -> SpamVerdict:
+        """rspamd runs its own SPF, DKIM and DMARC from the envelope given here; ours cannot be handed to it
+        (its http_headers module, off by default, turns rspamd's own checks off for every message)."""
         headers = envelope_headers(ip=ip, helo=helo, mail_from=mail_from, rcpts=rcpts, hostname=hostname,
-                                   queue_id=queue_id) + auth_headers(auth_results)
+                                   queue_id=queue_id)
         request = _request(f"{self.host}:{self.port}", headers, raw)
         try:
             status, body = await asyncio.wait_for(self._exchange(request), self.timeout)
@@ -84,32 +82,6 @@ def envelope_headers(*, ip: str, helo: str, mail_from: str, rcpts: list[str], ho
     pairs = [("IP", ip), ("Helo", helo), ("From", mail_from), ("Hostname", hostname), ("Queue-Id", queue_id)]
     pairs += [("Rcpt", r) for r in rcpts]
     return [(name, _clean(value)) for name, value in pairs if _clean(value)]
-
-
-def auth_headers(auth_results: str) -> list[tuple[str, str]]:
-    """Our SPF and DKIM results as the `SPF` / `DKIM` request headers of rspamd's http_headers module
-    (https://rspamd.com/doc/modules/http_headers.html). rspamd reads them only where that module is enabled,
-    and enabling it (3.4) skips rspamd's own SPF/DKIM/DMARC on every message, headers or not: our bundled
-    configurations leave it off. DMARC is never sent: rspamd needs the policy, which `dmarc=fail` lacks."""
-    spf, dkim = None, []
-    for method, result, props in _methods(auth_results):
-        if method == "spf" and result in _SPF and spf is None:
-            spf = {"result": _SPF[result]}
-        elif method == "dkim" and result in _DKIM:
-            dkim.append({"result": _DKIM[result], "domain": props.get("header.d", "unknown")})
-    headers = [("SPF", json.dumps(spf))] if spf else []
-    return headers + ([("DKIM", json.dumps({"results": dkim}))] if dkim else [])
-
-
-def _methods(auth_results: str):
-    """(method, result, {property: value}) of each `method=result prop=value ...` after the authserv-id."""
-    value = re.sub(r"^\s*Authentication-Results:", "", auth_results, flags=re.I)
-    for item in value.split(";")[1:]:
-        words = item.split()
-        if words and "=" in words[0]:
-            method, _, result = words[0].partition("=")
-            props = dict(w.partition("=")[::2] for w in words[1:] if "=" in w)
-            yield method.lower(), result.lower(), props
 
 
 def _request(host: str, headers: list[tuple[str, str]], raw: bytes) -> bytes:

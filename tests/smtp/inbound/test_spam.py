@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from smtp.inbound.spam import RspamdClient, SpamVerdict, auth_headers, envelope_headers, x_spam_headers
+from smtp.inbound.spam import RspamdClient, SpamVerdict, envelope_headers, x_spam_headers
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 ENVELOPE = {"ip": "192.0.2.10", "helo": "mail.sender-example.com", "mail_from": "alice@sender-example.com",
@@ -50,24 +50,10 @@ def test_mail_from_loopback_is_still_checked_for_spf(rspamd, dns_server):
     assert "R_SPF_FAIL" in verdict.symbols, verdict.symbols
 
 
-def test_authentication_results_become_http_headers_module_headers():
-    results = ("Authentication-Results: mx.mailferry.test; spf=fail smtp.mailfrom=alice@sender-example.com;"
-               "\r\n\tdkim=pass header.d=sender-example.com header.s=s1; dkim=temperror header.d=b.com;"
-               " dmarc=fail header.from=sender-example.com")
-    assert auth_headers(results) == [
-        ("SPF", '{"result": "fail"}'),
-        ("DKIM", '{"results": [{"result": "pass", "domain": "sender-example.com"}, '
-                 '{"result": "tempfail", "domain": "b.com"}]}'),
-    ]
-    assert auth_headers("mx.mailferry.test; spf=temperror smtp.mailfrom=a@b.com") == []
-    assert auth_headers("") == []
-
-
 def test_rspamd_checks_spf_itself_from_the_envelope(rspamd, dns_server):
     # another domain than the -all test's: rspamd caches SPF records for their TTL
     dns_server.add("spf-pass-example.net", "TXT", "v=spf1 ip4:192.0.2.10 -all")
-    verdict = scan(rspamd.url, message(), mail_from="bob@spf-pass-example.net",
-                   auth_results="mx.mailferry.test; spf=fail smtp.mailfrom=bob@spf-pass-example.net")
+    verdict = scan(rspamd.url, message(), mail_from="bob@spf-pass-example.net")
     assert "R_SPF_ALLOW" in verdict.symbols, verdict.symbols
 
 
