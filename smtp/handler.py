@@ -62,9 +62,10 @@ class InboundHandler:
         if address != NULL_SENDER and not is_mailbox(address):
             return replies.MALFORMED_ADDRESS
         peer = peer_host(session)
-        if not (await self.limiter.refused(peer, add=0)).allowed:
+        limit = await self.limiter.message_from(peer)
+        if limit.name == "refused":
             return self._harvesting(server, peer)
-        if not (await self.limiter.message_from(peer)).allowed:
+        if not limit.allowed:
             log(logger, logging.INFO, "sender rate limited", peer=peer, mail_from=address)
             return replies.RATE_LIMITED_SENDER
         envelope.mail_from = address

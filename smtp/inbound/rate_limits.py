@@ -58,42 +58,50 @@ class RateLimiter:
             await self.redis.aclose()
 
     async def message_from(self, ip: str) -> LimitCheck:
-        """One more message (MAIL FROM) from `ip` this minute."""
-        if not self.limits.ip_per_minute:
-            return ALLOWED
-        counts = await self._count([(f"ip:{ip}", 60)])
-        return LimitCheck(False, "ip") if counts and counts[0] > self.limits.ip_per_minute else ALLOWED
+        """One more message (MAIL FROM) from `ip` this minute; also refused ("refused") while `ip` is over its
+        refused-recipient limit. One round trip for both."""
+        keys, caps = [], []
+        if self.limits.refused_per_hour:
+            keys.append((f"refused:{ip}", 3600, 0))
+            caps.append(("refused", self.limits.refused_per_hour))
+        if self.limits.ip_per_minute:
+            keys.append((f"ip:{ip}", 60, 1))
+            caps.append(("ip", self.limits.ip_per_minute))
+        return await self._check(keys, caps)
 
     async def recipient(self, route: Route) -> LimitCheck:
         """One more message for the route's alias and domain this hour (a route without an alias, such as
         an SRS bounce, counts for its domain only)."""
         keys, caps = [], []
         if self.limits.alias_per_hour and route.alias_id is not None:
-            keys.append((f"alias:{route.alias_id}", 3600))
+            keys.append((f"alias:{route.alias_id}", 3600, 1))
             caps.append(("alias", self.limits.alias_per_hour))
         if self.limits.domain_per_hour and route.domain_id is not None:
-            keys.append((f"domain:{route.domain_id}", 3600))
+            keys.append((f"domain:{route.domain_id}", 3600, 1))
             caps.append(("domain", self.limits.domain_per_hour))
+        return await self._check(keys, caps)
+
+    async def refused(self, ip: str) -> LimitCheck:
+        """Count a refused recipient for `ip`: over the hourly limit its sessions are closed."""
+        if not self.limits.refused_per_hour:
+            return ALLOWED
+        return await self._check([(f"refused:{ip}", 3600, 1)], [("refused", self.limits.refused_per_hour)])
+
+    async def _check(self, keys: list[tuple[str, int, int]], caps: list[tuple[str, int]]) -> LimitCheck:
+        """keys: (counter, window in seconds, amount to add); the first counter over its cap names the limit."""
         if not keys:
             return ALLOWED
         counts = await self._count(keys)
-        for count, (name, cap) in zip(counts or (), caps, strict=False):
+        for count, (name, cap) in zip(counts or (), caps, strict=True):
             if count > cap:
                 return LimitCheck(False, name)
         return ALLOWED
 
-    async def refused(self, ip: str, add: int = 1) -> LimitCheck:
-        """Count a refused recipient for `ip` (add=0 only asks): over the hourly limit its sessions close."""
-        if not self.limits.refused_per_hour:
-            return ALLOWED
-        counts = await self._count([(f"refused:{ip}", 3600)], add)
-        return LimitCheck(False, "refused") if counts and counts[0] > self.limits.refused_per_hour else ALLOWED
-
-    async def _count(self, keys: list[tuple[str, int]], add: int = 1) -> list[int] | None:
+    async def _count(self, keys: list[tuple[str, int, int]]) -> list[int] | None:
         now = int(time.time())
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for key, window in keys:
+                for key, window, add in keys:
                     name = f"{PREFIX}:{key}:{now // window}"
                     pipe.incrby(name, add)
                     pipe.expire(name, window * 2, nx=True)
