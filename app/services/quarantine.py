@@ -22,7 +22,7 @@ from mailferry.settings import Settings, load_settings
 
 from .access import SYSTEM, Actor
 from .domains import get_domain
-from .errors import INVALID, ServiceError
+from .errors import INVALID, NOT_FOUND, ServiceError
 from .message_log import get_message
 
 logger = logging.getLogger("mailferry.quarantine")
@@ -79,9 +79,11 @@ def from_header(raw: bytes) -> str:
         return ""
 
 
-def get_held(session: Session, message_id: str, actor: Actor = SYSTEM) -> Message:
-    """A quarantined message the actor may see (another owner's is not found)."""
+def get_held(session: Session, message_id: str, actor: Actor = SYSTEM, domain_id: int | None = None) -> Message:
+    """A quarantined message the actor may see (another owner's is not found), of `domain_id` if given."""
     message = get_message(session, message_id, actor)
+    if domain_id is not None and not session.scalar(select(_of_domain(domain_id)).where(Message.id == message_id)):
+        raise ServiceError(NOT_FOUND, f"no message {message_id} in this domain", "message")
     if message.state != QUARANTINED:
         raise ServiceError(INVALID, f"message {message_id} is not in quarantine", "message")
     return message
