@@ -1,4 +1,4 @@
-"""Admin pages: users (create, role, activate/deactivate) and the queue. Owners get 404 here."""
+"""Admin pages: users (create, role, activate/deactivate), the queue and the server setup. Owners get 404 here."""
 
 from flask import Blueprint, abort
 from flask_login import current_user, login_required

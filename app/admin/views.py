@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 
 from app.extensions import actor, get_db, get_redis, get_settings
-from app.services import queue_status, users
+from app.services import queue_status, server_records, users
 from app.services.errors import NOT_FOUND, ServiceError
 from app.web import apply_error
 from mailferry.models import User
@@ -62,3 +62,10 @@ def queue():
     with get_db().session() as s:
         status = queue_status.queue_status(s, get_settings(), get_redis(), recent=20)
         return render_template("admin/queue.html", status=status)
+
+
+@bp.get("/server")
+def server():
+    settings = get_settings()
+    return render_template("admin/server.html", hostname=settings.SMTP_HOSTNAME,
+                           records=server_records.server_records(settings), spam_filter=bool(settings.RSPAMD_URL))

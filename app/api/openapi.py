@@ -32,6 +32,20 @@ DOMAIN, ALIAS, KEY = _param("domain_id"), _param("alias_id"), _param("key_id")
 MESSAGE = _param("message_id", "string")
 
 
+def _choice(*values: str) -> dict:
+    return {"type": ["string", "null"], "enum": [*values, None]}
+
+
+POLICY = _obj(
+    rewrite_from_for_dmarc_reject={**BOOL, "description": "true = dmarc_reject_policy rewrite"},
+    dmarc_reject_policy=_choice("reject", "rewrite", "quarantine"),
+    dmarc_quarantine_policy=_choice("quarantine", "reject", "forward"),
+    spam_action=_choice("forward", "quarantine", "reject"),
+    spam_threshold={"type": ["number", "null"], "minimum": 0, "maximum": 1000,
+                    "description": "null = rspamd's own actions"},
+)
+
+
 def paths() -> dict:
     return {
         "/domains": {
@@ -40,8 +54,8 @@ def paths() -> dict:
         },
         "/domains/{domain_id}": {
             "get": _op("One domain", (DOMAIN,), tag="domains"),
-            "patch": _op("Change a domain's options: rewrite From for senders whose DMARC is p=reject", (DOMAIN,),
-                         _obj(("rewrite_from_for_dmarc_reject",), rewrite_from_for_dmarc_reject=BOOL), tag="domains"),
+            "patch": _op("Change the inbound policy (null = the instance default); the response shows stored and "
+                         "effective values", (DOMAIN,), POLICY, tag="domains"),
             "delete": _op("Delete a domain and its aliases", (DOMAIN,), ok="204", tag="domains"),
         },
         "/domains/{domain_id}/records": {"get": _op("The DNS records to publish", (DOMAIN,), tag="verification")},
@@ -73,6 +87,12 @@ def paths() -> dict:
                                               tag="messages")},
         "/messages/{message_id}/retry": {"post": _op("Retry open deliveries now", (MESSAGE,), tag="messages")},
         "/messages/{message_id}/give-up": {"post": _op("Stop retrying open deliveries", (MESSAGE,), tag="messages")},
+        "/domains/{domain_id}/quarantine": {"get": _op("Quarantined messages of a domain, newest first", (DOMAIN,),
+                                                       tag="quarantine")},
+        "/quarantine/{message_id}/release": {"post": _op("Release a quarantined message: forwarded as usual",
+                                                         (MESSAGE,), tag="quarantine")},
+        "/quarantine/{message_id}": {"delete": _op("Delete a quarantined message", (MESSAGE,), ok="204",
+                                                   tag="quarantine")},
         "/admin/failed": {"get": _op("Crashed delivery jobs and recent bounces (admins)", tag="admin")},
         "/admin/failed/{message_id}/requeue": {"post": _op("Deliver a failed or bounced message again (admins)", (MESSAGE,),
                                                            tag="admin")},

@@ -3,7 +3,18 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from app.extensions import get_db, get_redis, get_rq_queue, get_settings
-from app.services import aliases, dkim_access, dkim_keys, domains, message_log, stats, users, verification
+from app.services import (
+    aliases,
+    dkim_access,
+    dkim_keys,
+    domain_policy,
+    domains,
+    message_log,
+    quarantine,
+    stats,
+    users,
+    verification,
+)
 from app.services.errors import INVALID, NOT_FOUND, ServiceError
 from mailferry.delivery_stats import delivery_stats
 from mailferry.models import User
@@ -39,10 +50,14 @@ def openapi():
 
 # ---- domains ----
 
+def _domain_json(domain) -> dict:
+    return domain_policy.domain_json(domain, get_settings())
+
+
 @bp.get("/domains")
 def list_domains():
     with get_db().session() as s:
-        return jsonify(domains=[domains.domain_dict(d) for d in domains.list_domains(s, api_actor())])
+        return jsonify(domains=[_domain_json(d) for d in domains.list_domains(s, api_actor())])
 
 
 @bp.post("/domains")
@@ -50,23 +65,45 @@ def add_domain():
     name = _field(_body(), "name", str, required=True)
     with get_db().session() as s:
         domain = domains.add_domain(s, name, s.get(User, api_actor().id), api_actor())
-        body = domains.domain_dict(domain)
+        body = _domain_json(domain)
     return jsonify(domain=body), 201
 
 
 @bp.get("/domains/<int:domain_id>")
 def get_domain(domain_id: int):
     with get_db().session() as s:
-        return jsonify(domain=domains.domain_dict(domains.get_domain(s, domain_id, api_actor())))
+        return jsonify(domain=_domain_json(domains.get_domain(s, domain_id, api_actor())))
+
+
+REWRITE_FIELD = "rewrite_from_for_dmarc_reject"
 
 
 @bp.patch("/domains/<int:domain_id>")
 def update_domain(domain_id: int):
-    rewrite = _field(_body(), "rewrite_from_for_dmarc_reject", bool, required=True)
+    data = _body()
+    policy = {name: _policy_field(data, name) for name in domain_policy.FIELDS if name in data}
+    if REWRITE_FIELD not in data and not policy:
+        raise ServiceError(INVALID, f"send at least one of {REWRITE_FIELD}, {', '.join(domain_policy.FIELDS)}")
+    if REWRITE_FIELD in data and "dmarc_reject_policy" in policy:
+        raise ServiceError(INVALID, f"send {REWRITE_FIELD} or dmarc_reject_policy, not both", REWRITE_FIELD)
+    rewrite = _field(data, REWRITE_FIELD, bool)
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, api_actor())
-        domains.set_rewrite_for_dmarc_reject(s, domain, rewrite, api_actor())
-        return jsonify(domain=domains.domain_dict(domain))
+        domain_policy.set_policy(s, domain, api_actor(), **policy)
+        if rewrite is not None:
+            domains.set_rewrite_for_dmarc_reject(s, domain, rewrite, api_actor())
+        return jsonify(domain=_domain_json(domain))
+
+
+def _policy_field(data: dict, name: str):
+    """A policy value from the body: a string (or a number for spam_threshold), null = the instance default."""
+    value = data[name]
+    if name == "spam_threshold":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ServiceError(INVALID, "spam_threshold must be a number or null", name)
+    elif value is not None and not isinstance(value, str):
+        raise ServiceError(INVALID, f"{name} must be a string or null", name)
+    return value
 
 
 @bp.delete("/domains/<int:domain_id>")
@@ -231,6 +268,29 @@ def requeue_message(message_id: str):
         reopened = message_log.requeue(s, get_rq_queue(), message_id, api_actor())
     return jsonify(requeued=message_id, reopened=reopened,
                    enqueued=message_log.dispatch_now(get_rq_queue(), message_id))
+
+
+# ---- quarantine ----
+
+@bp.get("/domains/<int:domain_id>/quarantine")
+def list_quarantine(domain_id: int):
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, api_actor())
+        return jsonify(quarantine=[m.to_dict() for m in quarantine.list_quarantine(s, domain, api_actor())])
+
+
+@bp.post("/quarantine/<message_id>/release")
+def release_quarantined(message_id: str):
+    with get_db().session() as s:
+        quarantine.release(s, quarantine.get_held(s, message_id, api_actor()))
+    return jsonify(released=message_id, enqueued=message_log.dispatch_now(get_rq_queue(), message_id))
+
+
+@bp.delete("/quarantine/<message_id>")
+def delete_quarantined(message_id: str):
+    with get_db().session() as s:
+        quarantine.delete_held(s, quarantine.get_held(s, message_id, api_actor()))
+    return "", 204
 
 
 # ---- users (admins) ----

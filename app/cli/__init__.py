@@ -1,4 +1,4 @@
-"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, queue, stats."""
+"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, queue, quarantine, server, stats."""
 
 from flask import Flask
 
@@ -8,8 +8,10 @@ def register_commands(app: Flask) -> None:
     from .aliases import aliases
     from .dkim_keys import dkim
     from .domains import domains
+    from .quarantine import quarantine
     from .queue_status import queue
+    from .server import server
     from .stats import stats
 
-    for command in (create_admin, domains, dkim, aliases, queue, stats):
+    for command in (create_admin, domains, dkim, aliases, queue, quarantine, server, stats):
         app.cli.add_command(command)

@@ -1,4 +1,4 @@
-"""flask domains add|list|records|verify|reverify-all|dmarc-rewrite"""
+"""flask domains add|list|records|verify|reverify-all|dmarc-rewrite|policy"""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import click
 from flask.cli import AppGroup
 
 from app.extensions import get_db, get_settings
+from app.services.domain_policy import PolicyValue, effective_policy, policy_dict, set_policy
 from app.services.domains import add_domain, domain_dict, get_domain, list_domains
+from app.services.errors import ServiceError
 from app.services.users import get_user_by_email
 from app.services.verification import ExpectedRecord, VerificationReport, expected_records, reverify_all, verify_domain
 
@@ -113,3 +115,43 @@ def dmarc_rewrite(name: str, state: str, as_json: bool) -> None:
         domain.rewrite_from_for_dmarc_reject = state == "on"
         data = {"name": domain.name, "rewrite_from_for_dmarc_reject": domain.rewrite_from_for_dmarc_reject}
     emit(as_json, data, f"{data['name']}: From rewrite for DMARC p=reject senders is {state}.")
+
+
+POLICY_OPTIONS = {"dmarc_reject_policy": "--dmarc-reject", "dmarc_quarantine_policy": "--dmarc-quarantine",
+                  "spam_action": "--spam-action", "spam_threshold": "--spam-threshold"}
+POLICY_LABELS = {"dmarc_reject_policy": "DMARC fail, sender p=reject", "spam_action": "spam flagged by rspamd",
+                 "dmarc_quarantine_policy": "DMARC fail p=quarantine, SPF -all", "spam_threshold": "spam score threshold"}
+
+
+def policy_line(value: PolicyValue) -> str:
+    shown = value.effective if value.effective is not None else "rspamd's own actions"
+    source = "instance default" if value.is_default else "this domain"
+    return f"  {POLICY_LABELS[value.field] + ':':<38} {shown} ({source})"
+
+
+@domains.command("policy")
+@click.argument("name")
+@click.option("--dmarc-reject", "dmarc_reject_policy", metavar="reject|rewrite|quarantine|default",
+              help="Mail failing DMARC from a sender publishing p=reject.")
+@click.option("--dmarc-quarantine", "dmarc_quarantine_policy", metavar="quarantine|reject|forward|default",
+              help="Mail failing DMARC from a p=quarantine sender, or failing SPF -all without aligned DKIM.")
+@click.option("--spam-action", "spam_action", metavar="forward|quarantine|reject|default",
+              help="Mail rspamd flags as spam (forward adds X-Spam headers).")
+@click.option("--spam-threshold", "spam_threshold", metavar="N|default",
+              help="A score at or over N (0-1000) counts as spam; default = rspamd's own actions.")
+@cli_command
+def policy(name: str, as_json: bool, **changes: str | None) -> None:
+    """Show NAME's inbound policy, or change it with the options ("default" = the instance setting)."""
+    given = {field: value for field, value in changes.items() if value is not None}
+    with get_db().session() as session:
+        domain = get_domain(session, name)
+        try:
+            set_policy(session, domain, **given)
+        except ServiceError as exc:
+            option = POLICY_OPTIONS.get(exc.field or "")
+            raise ServiceError(exc.code, f"{option}: {exc.message}" if option else exc.message, exc.field) from None
+        values = effective_policy(domain, get_settings())
+        data = {"name": domain.name, "policy": policy_dict(domain, get_settings())}
+        lines = [f"{domain.name}: inbound policy{' (saved)' if given else ''}",
+                 *(policy_line(v) for v in values.values())]
+    emit(as_json, data, lines)

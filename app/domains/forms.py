@@ -22,6 +22,25 @@ class DkimForm(FlaskForm):
                                                   for a in ALGORITHMS], default="rsa")
 
 
-class OptionsForm(FlaskForm):
-    rewrite_from_for_dmarc_reject = BooleanField(
-        "Rewrite From for senders whose DMARC policy is p=reject (Reply-To keeps the sender)")
+LABELS = {
+    "dmarc_reject_policy": {"reject": "reject (550 at the end of DATA)",
+                            "rewrite": "rewrite From to the alias and forward", "quarantine": "quarantine"},
+    "dmarc_quarantine_policy": {"quarantine": "quarantine", "reject": "reject", "forward": "forward anyway"},
+    "spam_action": {"forward": "forward with X-Spam headers", "quarantine": "quarantine", "reject": "reject"},
+}
+
+
+class PolicyForm(FlaskForm):
+    """The domain's inbound policy; "" = the instance default (shown in its label)."""
+
+    dmarc_reject_policy = SelectField("Mail failing DMARC from senders with p=reject")
+    dmarc_quarantine_policy = SelectField("Mail failing DMARC from senders with p=quarantine, or failing SPF -all")
+    spam_action = SelectField("Mail rspamd flags as spam")
+    spam_threshold = StringField("Spam score threshold (empty = rspamd's own actions)",
+                                 validators=[Optional(), Length(max=16)])
+
+    def with_defaults(self, defaults: dict[str, str]) -> PolicyForm:
+        """Fill the choices: "instance default (X)" first, then each value of the field."""
+        for name, labels in LABELS.items():
+            getattr(self, name).choices = [("", f"instance default ({defaults[name]})"), *labels.items()]
+        return self

@@ -4,13 +4,13 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import login_required
 
 from app.extensions import actor, get_db, get_settings
-from app.services import dkim_access, dkim_keys, domains, users, verification
+from app.services import dkim_access, dkim_keys, domain_policy, domains, quarantine, users, verification
 from app.services.errors import ServiceError
 from app.web import apply_error
 from mailferry.models import User
 
 from . import bp
-from .forms import DkimForm, DomainForm, OptionsForm, VerifyForm
+from .forms import DkimForm, DomainForm, PolicyForm, VerifyForm
 
 
 @bp.get("/")
@@ -45,27 +45,46 @@ def add():
 @bp.get("/domains/<int:domain_id>")
 @login_required
 def show(domain_id: int):
+    return _show(domain_id)
+
+
+def _show(domain_id: int, policy_form: PolicyForm | None = None, status: int = 200):
+    settings = get_settings()
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, actor())
+        policy = domain_policy.effective_policy(domain, settings)
+        if policy_form is None:
+            policy_form = PolicyForm(formdata=None, data={
+                name: value.stored if value.stored is not None else "" for name, value in policy.items()})
+            policy_form.spam_threshold.data = "" if domain.spam_threshold is None else f"{domain.spam_threshold:g}"
+        policy_form.with_defaults({name: str(value.default) for name, value in policy.items()})
         return render_template(
-            "domains/show.html", domain=domain, records=verification.expected_records(domain, get_settings()),
+            "domains/show.html", domain=domain, records=verification.expected_records(domain, settings),
             report=verification.stored_report(domain), keys=dkim_access.list_keys(s, domain),
             verify_form=VerifyForm(), dkim_form=DkimForm(), txt_record=dkim_keys.txt_record,
-            options_form=OptionsForm(rewrite_from_for_dmarc_reject=domain.rewrite_from_for_dmarc_reject))
+            policy=policy, policy_form=policy_form, spam_filter=bool(settings.RSPAMD_URL),
+            quarantined=quarantine.count_quarantine(s, domain)), status
 
 
 @bp.post("/domains/<int:domain_id>/options")
 @login_required
 def options(domain_id: int):
-    form = OptionsForm()
-    if not form.validate_on_submit():
-        abort(400)
+    """The inbound policy form (the URL of the From-rewrite checkbox it replaced)."""
     with get_db().session() as s:
-        domain = domains.get_domain(s, domain_id, actor())
-        domains.set_rewrite_for_dmarc_reject(s, domain, form.rewrite_from_for_dmarc_reject.data, actor())
-    flash("From is now rewritten for senders whose DMARC policy is p=reject." if form.rewrite_from_for_dmarc_reject.data
-          else "Mail from senders with DMARC p=reject is forwarded with its From unchanged.")
-    return redirect(url_for("domains.show", domain_id=domain_id, _anchor="options"))
+        defaults = domain_policy.effective_policy(domains.get_domain(s, domain_id, actor()), get_settings())
+    form = PolicyForm().with_defaults({name: str(value.default) for name, value in defaults.items()})
+    if not form.validate_on_submit():
+        return _show(domain_id, form, 400)
+    try:
+        with get_db().session() as s:
+            domain = domains.get_domain(s, domain_id, actor())
+            domain_policy.set_policy(s, domain, actor(), **{name: getattr(form, name).data
+                                                            for name in domain_policy.FIELDS})
+    except ServiceError as exc:
+        apply_error(form, exc)
+        return _show(domain_id, form, 400)
+    flash("Inbound policy saved.")
+    return redirect(url_for("domains.show", domain_id=domain_id, _anchor="policy"))
 
 
 @bp.post("/domains/<int:domain_id>/verify")

@@ -81,6 +81,7 @@ def set_rewrite_for_dmarc_reject(session: Session, domain: Domain, enabled: bool
 
 
 def domain_dict(domain: Domain) -> dict:
+    """The domain as JSON; the policy fields as stored (None = the instance default; see domain_policy)."""
     return {
         "id": domain.id,
         "name": domain.name,
@@ -92,6 +93,10 @@ def domain_dict(domain: Domain) -> dict:
         "last_check_at": _iso(domain.last_check_at),
         "broken_since": domain.broken_since or {},
         "rewrite_from_for_dmarc_reject": bool(domain.rewrite_from_for_dmarc_reject),
+        "dmarc_reject_policy": domain.dmarc_reject_policy,
+        "dmarc_quarantine_policy": domain.dmarc_quarantine_policy,
+        "spam_action": domain.spam_action,
+        "spam_threshold": domain.spam_threshold,
     }
 
 

@@ -216,6 +216,7 @@ def delivery_dict(delivery: Delivery, tries: list[DeliveryAttempt] | None = None
 def message_dict(message: Message, visible: list[Delivery]) -> dict:
     return {"id": message.id, "received_at": _iso(message.received_at), "sender": message.mail_from,
             "subject": message.subject, "size": message.size, "state": message.state,
+            "filter_reason": message.filter_reason, "spam_score": message.spam_score,
             "deliveries": [delivery_dict(d) for d in visible]}
 
 

@@ -7,16 +7,32 @@ from rq import Queue
 
 from mailferry.settings import Settings
 
+from .quarantine import PURGE_JOB
 from .verification import REVERIFY_JOB
 
 REVERIFY_LOCK = "mailferry:reverify:last"
 REVERIFY_JOB_ID = "reverify-domains"
+PURGE_LOCK = "mailferry:quarantine-purge:last"
+PURGE_JOB_ID = "purge-quarantine"
+PURGE_INTERVAL = 3600  # seconds: quarantined mail is kept for days, an hour late is harmless
+
+
+def _enqueue_once(redis: Redis, queue: Queue, lock: str, interval: int, func: str, job_id: str,
+                  timeout: int) -> bool:
+    """Enqueue `func` unless some worker took `lock` within `interval` seconds (SET NX EX across workers)."""
+    if not redis.set(lock, "1", nx=True, ex=max(1, interval)):
+        return False
+    queue.enqueue_call(func, job_id=job_id, timeout=timeout, result_ttl=86400, failure_ttl=7 * 86400)
+    return True
 
 
 def enqueue_reverify_if_due(redis: Redis, queue: Queue, settings: Settings) -> bool:
     """Enqueue the daily DNS re-verification unless some worker did so within REVERIFY_INTERVAL.
     Call it from the worker's periodic loop; True when this call enqueued the job."""
-    if not redis.set(REVERIFY_LOCK, "1", nx=True, ex=max(1, settings.REVERIFY_INTERVAL)):
-        return False
-    queue.enqueue_call(REVERIFY_JOB, job_id=REVERIFY_JOB_ID, timeout=3600, result_ttl=86400, failure_ttl=7 * 86400)
-    return True
+    return _enqueue_once(redis, queue, REVERIFY_LOCK, settings.REVERIFY_INTERVAL, REVERIFY_JOB, REVERIFY_JOB_ID, 3600)
+
+
+def enqueue_quarantine_purge_if_due(redis: Redis, queue: Queue, settings: Settings) -> bool:
+    """Enqueue the purge of quarantined mail older than QUARANTINE_DAYS, at most once per PURGE_INTERVAL
+    across every worker; True when this call enqueued the job."""
+    return _enqueue_once(redis, queue, PURGE_LOCK, PURGE_INTERVAL, PURGE_JOB, PURGE_JOB_ID, 600)

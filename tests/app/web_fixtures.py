@@ -13,7 +13,8 @@ import pytest
 from app import create_app
 from app.services.domains import add_domain
 from app.services.tokens import create_token
-from mailferry.models import User
+from mailferry.models import Message, User
+from mailferry.models.message import QUARANTINED
 from smtp.routes import Route, build_message
 
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -126,3 +127,17 @@ def other_api(web_app, db, other_owner):
 @pytest.fixture
 def admin_api(web_app, db, admin):
     return api_for(web_app, db, admin)
+
+
+def seed_quarantined(db, message_id: str, domain_id: int, recipient: str = "hello@owned.test",
+                     destinations: tuple[str, ...] = ("me@dest.test",), received_at=None, spam_score: float = 9.5,
+                     reason: str = "rspamd: add header, spam score 9.50") -> str:
+    """A message the inbound checks held: state quarantined, no DSN ever, as smtp/handler.py spools it."""
+    seed_message(db, message_id, domain_id, recipient, destinations, subject="Cheap watches")
+    with db.session() as s:
+        message = s.get(Message, message_id)
+        message.state, message.dsn_block = QUARANTINED, "quarantined"
+        message.spam_score, message.filter_reason = spam_score, reason
+        if received_at is not None:
+            message.received_at = received_at
+    return message_id

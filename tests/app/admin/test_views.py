@@ -11,7 +11,7 @@ def _user(db, email):
         return s.query(User).filter_by(email=email).one()
 
 
-@pytest.mark.parametrize("url", ["/admin/users", "/admin/queue"])
+@pytest.mark.parametrize("url", ["/admin/users", "/admin/queue", "/admin/server"])
 def test_owners_get_404_on_admin_pages(owner_browser, url):
     assert owner_browser.get(url).status_code == 404
 

@@ -177,20 +177,3 @@ def test_admin_adds_a_domain_for_an_owner_and_owners_cannot(admin_browser, owner
         assert s.query(Domain).filter_by(name="sneaky.test").one().owner.email == "owner@people.test"
     response = admin_browser.post("/domains", {"name": "x.test", "owner": "nobody@people.test"}, csrf_page="/")
     assert response.status_code == 400 and 'id="owner-error"' in response.get_data(as_text=True)
-
-
-def test_the_dmarc_reject_rewrite_is_off_by_default_and_toggled_on_the_domain_page(owner_browser, owner_domain, db):
-    html = owner_browser.get(f"/domains/{owner_domain}").get_data(as_text=True)
-    assert 'id="options"' in html and "p=reject" in html
-    assert re.search(r'<input[^>]*id="rewrite_from_for_dmarc_reject"(?![^>]*checked)', html)
-    response = owner_browser.post(f"/domains/{owner_domain}/options", {"rewrite_from_for_dmarc_reject": "y"},
-                                  csrf_page="/")
-    assert response.status_code == 302
-    with db.session() as s:
-        assert s.get(Domain, owner_domain).rewrite_from_for_dmarc_reject
-    html = owner_browser.get(f"/domains/{owner_domain}").get_data(as_text=True)
-    assert re.search(r'<input[^>]*checked[^>]*id="rewrite_from_for_dmarc_reject"|'
-                     r'<input[^>]*id="rewrite_from_for_dmarc_reject"[^>]*checked', html)
-    owner_browser.post(f"/domains/{owner_domain}/options", {}, csrf_page="/")
-    with db.session() as s:
-        assert not s.get(Domain, owner_domain).rewrite_from_for_dmarc_reject
