@@ -17,9 +17,9 @@ from mailferry.models import DkimKey
 from mailferry.resolver import make_resolver
 from smtp.delivery import context
 from smtp.delivery.arc import arc_set, claims_our_results
-from smtp.inbound.authentication import Authenticator
 from smtp.delivery.job import run
 from smtp.delivery.signing import dkim_signature
+from smtp.inbound.authentication import Authenticator
 from tests.conftest import make_settings
 from tests.smtp.delivery.conftest import ORIGINAL
 from tests.smtp.delivery.helpers import dkim_verifies
