@@ -20,7 +20,8 @@ from .postfix import Unavailable
 from .runner import Load, measure, soak
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-PATHS = ("loopback", "postfix", "mailferry")
+PATHS = ("loopback", "postfix", "mailferry", "mailferry-auth")
+AUTH_SIZE = 4096  # the authentication + rspamd row: 4 KB only, on the first --db
 
 
 def parse_size(raw: str) -> int:
@@ -39,7 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-messages", type=int, default=0, help="messages per latency run (default: half --messages, at most 1,000)")
     p.add_argument("--concurrency", type=int, default=100, help="concurrent SMTP connections of the load")
     p.add_argument("--sizes", default="4k,100k", help="message sizes, comma-separated (e.g. 4k,100k)")
-    p.add_argument("--paths", default=",".join(PATHS), help="which paths to measure: loopback,postfix,mailferry")
+    p.add_argument("--paths", default=",".join(PATHS),
+                   help="which paths to measure: loopback,postfix,mailferry,mailferry-auth (the last: Mailferry with "
+                        "inbound authentication and rspamd on, 4 KB, the first --db; 'mailferry' has both off)")
     p.add_argument("--db", default="sqlite", help="Mailferry databases: sqlite,postgresql")
     p.add_argument("--workers", type=int, default=0,
                    help="Mailferry worker processes (default: 2 on SQLite, whose one writer at a time more workers "
@@ -92,6 +95,12 @@ def build_paths(args: argparse.Namespace, workdir: str, sink_port: int) -> list:
         for db in (d.strip() for d in args.db.split(",") if d.strip()):
             paths.append(Mailferry(sink_port, args.recipients, workdir, db=db, workers=args.workers or DEFAULT_WORKERS.get(db, 2),
                                    smtp_processes=args.smtp_processes, dkim=args.dkim))
+    if "mailferry-auth" in wanted:
+        from .mailferry import Mailferry
+
+        db = next(d.strip() for d in args.db.split(",") if d.strip())
+        paths.append(Mailferry(sink_port, args.recipients, workdir, db=db, workers=args.workers or DEFAULT_WORKERS.get(db, 2),
+                               smtp_processes=args.smtp_processes, dkim=args.dkim, authenticated=True))
     return paths
 
 
@@ -116,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
                 path.stop()
                 continue
             try:
-                for size in sizes:
+                for size in ([AUTH_SIZE] if getattr(path, "authenticated", False) else sizes):
                     load = Load(args.messages, args.concurrency, size, args.latency_messages or min(1000, max(1, args.messages // 2)),
                                 args.paced_seconds, args.pace, args.reuse, args.drain_timeout)
                     if args.profile:
@@ -137,6 +146,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report.add_ratios(result["runs"])
+    result["authentication"] = report.authentication(result["runs"])
     result["targets"] = report.targets(result["runs"], result["idle"], result["soak"])
     result["seconds"] = round(time.monotonic() - started, 1)
     return result

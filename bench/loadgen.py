@@ -99,9 +99,11 @@ class Session:
 
 
 async def run_load(host: str, port: int, messages: int, concurrency: int, size: int, sender: str,
-                   recipients: list[str], rate: float = 0.0, reuse: bool = False) -> LoadResult:
+                   recipients: list[str], rate: float = 0.0, reuse: bool = False,
+                   message_set: list[bytes] | None = None) -> LoadResult:
     """Send `messages` over `concurrency` sessions (a new connection per message unless reuse); `rate` > 0
-    paces the sending to that many messages per second."""
+    paces the sending to that many messages per second. `message_set`: prepared messages, one per recipient
+    (e.g. DKIM-signed once), sent instead of a fresh one per message."""
     result = LoadResult()
     counter = iter(range(messages))
     started = time.perf_counter()
@@ -113,7 +115,8 @@ async def run_load(host: str, port: int, messages: int, concurrency: int, size: 
                 delay = started + seq / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            data = message(size, sender, recipients[seq % len(recipients)], seq)
+            data = (message_set[seq % len(message_set)] if message_set
+                    else message(size, sender, recipients[seq % len(recipients)], seq))
             try:
                 if session is None:
                     session = Session(host, port)

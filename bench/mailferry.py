@@ -1,9 +1,15 @@
 """The Mailferry path: `python -m smtp`, N `python worker.py`, a private Redis, a fresh database (SQLite or
-PostgreSQL), a loopback DNS server answering the destination's MX, aliases with DKIM on."""
+PostgreSQL), a loopback DNS server answering the destination's MX, aliases with DKIM on.
+
+Inbound authentication and rspamd are off (INBOUND_AUTHENTICATION=false, RSPAMD_URL empty) unless
+`authenticated`: then the DNS server also publishes the sending domain's SPF (127.0.0.1), DKIM key and DMARC
+p=reject, the load's messages carry a signature of that key (signed once per recipient), and a private rspamd
+(mailferry/rspamd_config.py, resolving through the same DNS server) scans every message."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import signal
@@ -12,26 +18,35 @@ import sys
 import time
 import uuid
 from collections import Counter
+from functools import lru_cache
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, select, text
 
 from app.services.dkim_keys import generate_key
 from mailferry.db import Database
+from mailferry.dkim_keys import SigningKey
 from mailferry.models import ROLE_ADMIN, Alias, Delivery, Domain, Message, User, utcnow
+from smtp.delivery.signing import dkim_signature
 from tests.support.databases import migrate
 from tests.support.dns_server import DnsServer
 from tests.support.net import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.rspamd_server import RspamdServer
 
 from . import procs
 from .loadgen import close_all, open_idle
-from .paths import ALIAS_DOMAIN, DEST_DOMAIN, Path
+from .messages import message
+from .paths import ALIAS_DOMAIN, DEST_DOMAIN, SENDER, Path
 from .stats import latency_ms
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 # An existing database on the server to run CREATE/DROP DATABASE from.
 PG_ADMIN_URL = os.environ.get("MAILFERRY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MX_HOST = f"mx.{DEST_DOMAIN}"
+SENDER_DOMAIN = SENDER.rpartition("@")[2]
+SENDER_SELECTOR = "bench"
 
 
 class BenchDatabase:
@@ -81,11 +96,32 @@ def seed(url: str, local_parts: list[str], algorithm: str) -> None:
         db.dispose()
 
 
+@lru_cache(maxsize=1)
+def sender_key() -> SigningKey:
+    """The sending domain's DKIM key (RSA-2048, the common case), one per bench process."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return SigningKey(SENDER_DOMAIN, SENDER_SELECTOR, "rsa", pem)
+
+
+def key_record(key: SigningKey) -> str:
+    public = serialization.load_pem_private_key(key.private_pem, password=None).public_key()
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+
+def signed(size: int, recipient: str, seq: int) -> bytes:
+    raw = message(size, SENDER, recipient, seq)
+    return dkim_signature(raw, sender_key()) + raw
+
+
 class Mailferry(Path):
     def __init__(self, sink_port: int, recipients: int, workdir: str, db: str = "sqlite", workers: int = 2,
-                 smtp_processes: int = 2, dkim: str = "rsa"):
+                 smtp_processes: int = 2, dkim: str = "rsa", authenticated: bool = False):
         super().__init__(sink_port, recipients)
-        self.name = f"mailferry-{db}"
+        self.authenticated = authenticated
+        self.name = f"mailferry-{db}" + ("+auth+rspamd" if authenticated else "")
         self.db_kind = db
         self.workdir = os.path.join(workdir, self.name)
         self.workers = workers
@@ -95,6 +131,8 @@ class Mailferry(Path):
         self.redis: RedisServer | None = None
         self.database: BenchDatabase | None = None
         self.dns: DnsServer | None = None
+        self.rspamd: RspamdServer | None = None
+        self._messages: dict[int, list[bytes]] = {}
         self.smtp: procs.Child | None = None
         self.worker_children: list[procs.Child] = []
         self._profilers: list[tuple[str, subprocess.Popen, str]] = []
@@ -113,7 +151,31 @@ class Mailferry(Path):
             SMTP_MAX_CONNECTIONS_PER_IP=0,
             # one destination domain on loopback: Postfix's default destination concurrency, no rate limit
             DIRECT_MAX_CONNECTIONS_PER_DOMAIN=20, DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE=100000,
+            # all the load comes from 127.0.0.1 to a few aliases: the inbound rate limits would refuse most of it
+            RATE_LIMIT_IP_PER_MINUTE=0, RATE_LIMIT_ALIAS_PER_HOUR=0, RATE_LIMIT_DOMAIN_PER_HOUR=0,
+            REFUSED_RCPT_LIMIT_PER_HOUR=0,
+            INBOUND_AUTHENTICATION="true" if self.authenticated else "false",
+            RSPAMD_URL=self.rspamd.url if self.rspamd else "",
         )
+
+    def message_set(self, size: int) -> list[bytes] | None:
+        """Authenticated: one message per recipient, DKIM-signed once (signing per message would load the
+        load generator, on the same machine, with what we measure)."""
+        if not self.authenticated:
+            return None
+        if size not in self._messages:
+            self._messages[size] = [signed(size, rcpt, i) for i, rcpt in enumerate(self.recipients)]
+        return self._messages[size]
+
+    def source_file(self, size: int, workdir: str) -> str | None:
+        """Authenticated: smtp-source sends a signed message too (its -F adds one empty line at the end,
+        which no DKIM body canonicalisation counts)."""
+        if not self.authenticated:
+            return None
+        path = os.path.join(self.workdir, f"signed-{size}.eml")
+        with open(path, "wb") as f:
+            f.write(signed(size, self.recipients[0], 0).replace(b"\r\n", b"\n"))
+        return path
 
     def start(self) -> None:
         os.makedirs(self.workdir, exist_ok=True)
@@ -124,6 +186,13 @@ class Mailferry(Path):
         self.dns = DnsServer().start()
         self.dns.add(DEST_DOMAIN, "MX", f"10 {MX_HOST}.", ttl=3600)
         self.dns.add(MX_HOST, "A", "127.0.0.1", ttl=3600)
+        if self.authenticated:
+            self.dns.add(SENDER_DOMAIN, "TXT", "v=spf1 ip4:127.0.0.1 -all", ttl=3600)
+            self.dns.add(f"{SENDER_SELECTOR}._domainkey.{SENDER_DOMAIN}", "TXT", key_record(sender_key()), ttl=3600)
+            self.dns.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", "v=DMARC1; p=reject", ttl=3600)
+            self.rspamd = RspamdServer(os.path.join(self.workdir, "rspamd"), dns_nameservers=self.dns.nameservers)
+            os.makedirs(self.rspamd.workdir, exist_ok=True)
+            self.rspamd.start()
         env = self.env()
         self.smtp = procs.start_listening("smtp", [sys.executable, "-m", "smtp"], self.workdir, self.port, env=env)
         for i in range(self.workers):
@@ -140,6 +209,9 @@ class Mailferry(Path):
             if child is not None:
                 child.stop()
         self.worker_children, self.smtp = [], None
+        if self.rspamd:
+            self.rspamd.stop()
+            self.rspamd = None
         if self.dns:
             self.dns.stop()
             self.dns = None
@@ -157,6 +229,8 @@ class Mailferry(Path):
         out.update({c.name: c.pid for c in self.worker_children if c.alive()})
         if self.redis and self.redis.proc:
             out["redis"] = self.redis.proc.pid
+        if self.rspamd and self.rspamd.running:
+            out["rspamd"] = self.rspamd.proc.pid  # its workers are its children: counted with it
         return out
 
     def stages(self, since) -> dict | None:

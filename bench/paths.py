@@ -49,6 +49,14 @@ class Path:
         """Where the end-to-end time went for messages received since `since` (naive UTC), when the path can say."""
         return None
 
+    def message_set(self, size: int) -> list[bytes] | None:
+        """The messages our load generator sends this path, one per recipient; None: a fresh one each time."""
+        return None
+
+    def source_file(self, size: int, workdir: str) -> str | None:
+        """The message file smtp-source sends this path (-F); None: smtp-source's own message of `size`."""
+        return None
+
     def start_profile(self, label: str) -> None:
         """Start sampling this path's processes (only Mailferry's are Python)."""
 

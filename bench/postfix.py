@@ -49,9 +49,11 @@ class SmtpSink:
 
 
 def smtp_source(port: int, messages: int, sessions: int, size: int, sender: str, recipient: str,
-                reuse: bool = False, timeout: float = 600.0) -> float:
-    """Send with smtp-source; return the wall time it took (s). Raises if smtp-source fails."""
-    argv = [tool("smtp-source"), "-s", str(sessions), "-m", str(messages), "-l", str(size),
+                reuse: bool = False, timeout: float = 600.0, message_file: str | None = None) -> float:
+    """Send with smtp-source; return the wall time it took (s). Raises if smtp-source fails. `message_file`: the
+    message to send (LF lines: smtp-source sends it as it is, CRLF after each line) instead of its own."""
+    argv = [tool("smtp-source"), "-s", str(sessions), "-m", str(messages),
+            *(["-F", message_file] if message_file else ["-l", str(size)]),
             "-f", sender, "-t", recipient, "-M", "loadgen.bench.test"]
     if reuse:
         argv.insert(1, "-d")

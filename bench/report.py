@@ -30,6 +30,30 @@ def add_ratios(runs: list[dict]) -> None:
             run["ratios"][f"vs_{base_name}"] = {k: ratio(f(run), f(base)) for k, f in RATIO_FIGURES.items()}
 
 
+def authentication(runs: list[dict]) -> dict | None:
+    """The run with inbound authentication and rspamd on next to the same run with both off (same database,
+    size): accept/s (smtp-source), accept p99 (our load generator), and rspamd's own CPU per message."""
+    auth = next((r for r in runs if r["path"].endswith("+auth+rspamd")), None)
+    if auth is None:
+        return None
+    base = next((r for r in runs if r["path"] == auth["path"].removesuffix("+auth+rspamd") and r["size"] == auth["size"]),
+                None)
+
+    def figures(run: dict | None) -> dict | None:
+        if run is None:
+            return None
+        by_process = run["throughput"].get("cpu_ms_per_message_by_process") or {}
+        return {"path": run["path"], "accept_per_s": run["throughput"]["accept_per_s"],
+                "accept_p99_ms": run["latency"]["accept_latency_ms"]["p99"],
+                "smtp_cpu_ms_per_message": by_process.get("smtp"),
+                "rspamd_cpu_ms_per_message": by_process.get("rspamd")}
+
+    on, off = figures(auth), figures(base)
+    return {"size": auth["size"], "on": on, "off": off,
+            "accept_per_s_ratio": ratio(on["accept_per_s"], off["accept_per_s"]) if off else None,
+            "accept_p99_ratio": ratio(on["accept_p99_ms"], off["accept_p99_ms"]) if off else None}
+
+
 def targets(runs: list[dict], idle: dict | None, soak: dict | None = None) -> list[dict]:
     """Issue 6's targets for each Mailferry run of 4 KB messages, and the idle-connection one."""
     checks = []
@@ -127,6 +151,16 @@ def table(result: dict) -> str:
                 groups.setdefault(label.rsplit("[", 1)[0], []).append(rss)
             parts = [f"{k} {len(v)}x {sum(v) / len(v) / 1e6:.1f} MB" for k, v in groups.items()]
             out.append(f"RSS after {run['path']} {_size(run['size'])}: " + ", ".join(parts))
+    auth = result.get("authentication")
+    if auth:
+        on, off = auth["on"], auth["off"]
+        out += ["", f"authentication + rspamd ({_size(auth['size'])}): {on['path']}: accept/s {_fmt(on['accept_per_s'])},"
+                    f" accept p99 {_fmt(on['accept_p99_ms'], 1)} ms, smtp CPU {_fmt(on['smtp_cpu_ms_per_message'], 2)}"
+                    f" ms/msg, rspamd CPU {_fmt(on['rspamd_cpu_ms_per_message'], 2)} ms/msg"]
+        if off:
+            out.append(f"  same run without ({off['path']}): accept/s {_fmt(off['accept_per_s'])}, accept p99 "
+                       f"{_fmt(off['accept_p99_ms'], 1)} ms, smtp CPU {_fmt(off['smtp_cpu_ms_per_message'], 2)} ms/msg"
+                       f" (with/without: accept/s x{_fmt(auth['accept_per_s_ratio'], 2)}, p99 x{_fmt(auth['accept_p99_ratio'], 2)})")
     if result["targets"]:
         out += ["", "targets (issue 6):"]
         out += [f"  [{'met' if c['met'] else 'MISS'}] {c['run']}: {c['target']} = {_fmt(c['value'], 3 if isinstance(c['value'], float) and abs(c['value']) < 10 else 1)} (goal {c['goal']})"

@@ -47,7 +47,8 @@ def throughput(path: Path, load: Load, workdir: str) -> dict:
         cpu0 = path.cpu_by_role()
         started = time.monotonic()
         accept_s = smtp_source(path.entry_port, load.messages, load.concurrency, load.size, SENDER,
-                               path.recipients[0], reuse=load.reuse)
+                               path.recipients[0], reuse=load.reuse,
+                               message_file=path.source_file(load.size, workdir))
         arrived, e2e_s = _drain_wait(sink.count, load.messages, started, load.drain_timeout)
         if not path.forwards:
             e2e_s = accept_s
@@ -73,7 +74,8 @@ def latency(path: Path, load: Load, messages: int, rate: float = 0.0) -> dict:
     since_utc = datetime.fromtimestamp(since, timezone.utc).replace(tzinfo=None)
     try:
         result = asyncio.run(run_load("127.0.0.1", path.entry_port, messages, load.concurrency, load.size, SENDER,
-                                      path.recipients, rate=rate, reuse=load.reuse))
+                                      path.recipients, rate=rate, reuse=load.reuse,
+                                      message_set=path.message_set(load.size)))
         wait_until(lambda: sink.count(since) >= result.sent, load.drain_timeout, 0.05)
     finally:
         sink.stop()
@@ -119,7 +121,8 @@ def soak(path, seconds: float, rate: float, load: Load, workdir: str, interval: 
         sampler = asyncio.create_task(sample())
         try:
             return await run_load("127.0.0.1", path.entry_port, max(1, int(rate * seconds)), load.concurrency,
-                                  load.size, SENDER, path.recipients, rate=rate, reuse=load.reuse)
+                                  load.size, SENDER, path.recipients, rate=rate, reuse=load.reuse,
+                                  message_set=path.message_set(load.size))
         finally:
             sampler.cancel()
             samples.append([round(time.monotonic() - started, 1), tree_rss(path.smtp_pids())])

@@ -10,6 +10,7 @@ fails makes that method `temperror`, never an exception. The results travel with
 
 from __future__ import annotations
 
+import binascii
 import ipaddress
 import json
 import logging
@@ -22,7 +23,10 @@ from dkim.util import parse_tag_value
 from mailferry.dns_lookup import DnsTemporaryError, txt_records
 from mailferry.org_domain import aligned, organisational_domain
 from mailferry.spf import SpfEvaluator
+from smtp.delivery.signing import parse
 from smtp.from_rewrite import from_addresses
+
+from .dkim_verify import Message, verify
 
 MAX_SIGNATURES = 5  # DKIM signatures verified per message; more are reported as policy (RFC 6376 6.1)
 _SILENT = logging.getLogger("smtp.inbound.authentication.dkimpy")
@@ -92,7 +96,8 @@ def parse_dmarc(text: str) -> dict[str, str] | None:
 
 
 def header_values(raw: bytes, name: bytes) -> list[bytes]:
-    headers, _ = dkim.rfc822_parse(raw)
+    """dkimpy's view of the header fields called `name` (lower case); only the header block is parsed."""
+    headers, _ = parse(raw)
     return [value for key, value in headers if key.lower() == name]
 
 
@@ -109,12 +114,13 @@ class Authenticator:
         self.spf = SpfEvaluator(resolver)
 
     def check(self, raw: bytes, *, mail_from: str, peer_ip: str, helo: str) -> AuthResults:
+        message = Message.parse(raw)  # once: the DKIM signatures and the ARC check share it
         spf = self._spf(mail_from, peer_ip, helo)
-        signatures = self._dkim(raw)
+        signatures = self._dkim(message)
         domain = from_domain(raw)
         dmarc, policy, dkim_aligned = self._dmarc(domain, mail_from, spf, signatures)
         results = [spf, *signatures, dmarc]
-        if header_values(raw, b"arc-seal"):
+        if message.values(b"arc-seal"):
             results.append(self._arc(raw))
         spf_domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
         return AuthResults(self.authserv_id, tuple(results), domain, policy, dkim_aligned, spf_domain)
@@ -130,13 +136,13 @@ class Authenticator:
             return MethodResult("spf", "none", (prop,))
         return MethodResult("spf", self.spf.check_host(peer_ip, domain, mail_from or None).result, (prop,))
 
-    def _dkim(self, raw: bytes) -> list[MethodResult]:
-        signatures = header_values(raw, b"dkim-signature")
-        checked = [self._one_dkim(raw, i, value) for i, value in enumerate(signatures[:MAX_SIGNATURES])]
+    def _dkim(self, message: Message) -> list[MethodResult]:
+        signatures = message.values(b"dkim-signature")
+        checked = [self._one_dkim(message, i, value) for i, value in enumerate(signatures[:MAX_SIGNATURES])]
         return checked + [MethodResult("dkim", "policy", (("reason", "too-many-signatures"),))
                           for _ in signatures[MAX_SIGNATURES:]] or [MethodResult("dkim", "none")]
 
-    def _one_dkim(self, raw: bytes, index: int, value: bytes) -> MethodResult:
+    def _one_dkim(self, message: Message, index: int, value: bytes) -> MethodResult:
         try:
             tags = parse_tag_value(value)
         except dkim.InvalidTagValueList:
@@ -145,8 +151,8 @@ class Authenticator:
                  ("header.s", tags.get(b"s", b"").decode("ascii", "replace")))
         lookup = _TxtLookup(self.resolver)
         try:
-            ok = dkim.DKIM(raw, logger=_SILENT).verify(idx=index, dnsfunc=lookup)
-        except dkim.DKIMException:
+            ok = verify(message, index, lookup, logger=_SILENT)
+        except (dkim.DKIMException, binascii.Error):  # binascii: a bh= dkimpy cannot decode
             ok = False
         if lookup.temporary:
             return MethodResult("dkim", "temperror", props)

@@ -35,6 +35,10 @@ def bench_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
         return done, json.load(f)
 
 
+def done_stdout(bench_run) -> str:
+    return bench_run[0].stdout
+
+
 def test_bench_runs_every_path_and_writes_the_json(bench_run):
     done, result = bench_run
 
@@ -45,7 +49,8 @@ def test_bench_runs_every_path_and_writes_the_json(bench_run):
     # the Postfix baseline needs root to start a private instance; without it the run says so and goes on
     postfix = ["postfix"] if os.geteuid() == 0 else []
     assert len(result["skipped"]) == 1 - len(postfix)
-    expected_paths = ["loopback", *postfix] + [f"mailferry-{db}" for db in DB_KINDS]
+    expected_paths = (["loopback", *postfix] + [f"mailferry-{db}" for db in DB_KINDS]
+                      + [f"mailferry-{DB_KINDS[0]}+auth+rspamd"])
     assert [run["path"] for run in result["runs"]] == expected_paths
     for run in result["runs"]:
         assert run["size"] == 4096 and run["concurrency"] == 4
@@ -73,6 +78,12 @@ def test_bench_reports_mailferry_memory_and_targets(bench_run):
         assert run["throughput"]["cpu_ms_per_message"] > 0
         assert {"smtp", "worker0", "redis"} <= set(run["throughput"]["cpu_ms_per_message_by_process"])
         assert run["latency"]["stages"]["states"] == {"delivered": 10}
+    auth = result["authentication"]
+    assert auth["on"]["path"] == f"mailferry-{DB_KINDS[0]}+auth+rspamd" and auth["off"]["path"] == f"mailferry-{DB_KINDS[0]}"
+    for side in ("on", "off"):
+        assert auth[side]["accept_per_s"] > 0 and auth[side]["accept_p99_ms"] > 0
+    assert auth["on"]["rspamd_cpu_ms_per_message"] > 0 and auth["off"]["rspamd_cpu_ms_per_message"] is None
+    assert "authentication + rspamd (4K)" in done_stdout(bench_run)
     assert result["idle"]["connections"] == 50 and result["idle"]["after_bytes"] > 0
     assert "per_connection_bytes" in result["idle"]
     soak = result["soak"]
