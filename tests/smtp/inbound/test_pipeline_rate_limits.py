@@ -19,7 +19,7 @@ from tests.support.net import free_port, wait_port
 SENDER = "alice@limits-example.com"
 
 
-def wait_for_window(seconds: int, margin: int = 8) -> None:
+def wait_for_window(seconds: int, margin: int = 4) -> None:
     """Stay clear of a fixed window's end, so that every count of a test falls in one window."""
     left = seconds - int(time.time()) % seconds
     if left < margin:
