@@ -83,7 +83,7 @@ class InboundChecks:
         if verdict.refused:
             return Decision(verdict, auth=auth, spam=spam)
         flagged = verdict.action == FORWARD and verdict.spam_flagged
-        spam_headers = (x_spam_headers(spam) if flagged else b"") if spam is not None and spam.scanned else None
+        spam_headers = (x_spam_headers(spam, flagged=True) if flagged else b"") if spam is not None and spam.scanned else None
         raw = prepare(arrival.raw, authserv_id=self.settings.SMTP_HOSTNAME, message_id=arrival.message_id,
                       hostname=self.settings.SMTP_HOSTNAME, spam_headers=spam_headers)
         block = dsn_block(arrival.raw, mail_from=arrival.mail_from, results=auth, spam_flagged=flagged,

@@ -125,9 +125,10 @@ def parse_reply(status: int, body: bytes) -> SpamVerdict:
                        message=str(messages.get("smtp_message", "")))
 
 
-def x_spam_headers(verdict: SpamVerdict) -> bytes:
-    """X-Spam-Flag / X-Spam-Score / X-Spam-Status for a forwarded copy, folded at the symbol list, CRLF."""
-    spam = verdict.action in SPAM_ACTIONS
+def x_spam_headers(verdict: SpamVerdict, flagged: bool = False) -> bytes:
+    """X-Spam-Flag / X-Spam-Score / X-Spam-Status for a forwarded copy, folded at the symbol list, CRLF.
+    `flagged`: our policy counts it as spam (a score over the domain's threshold) whatever rspamd's action."""
+    spam = flagged or verdict.action in SPAM_ACTIONS
     score = f"{verdict.score:.2f}"
     status = f"X-Spam-Status: {'Yes' if spam else 'No'}, score={score} required={verdict.required:.2f} tests="
     return (f"X-Spam-Flag: {'YES' if spam else 'NO'}\r\nX-Spam-Score: {score}\r\n"
