@@ -233,8 +233,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("QUARANTINE_DAYS", lambda r: parse_int(r, 1), "14", "Days a quarantined message is kept for its owner to release or delete; then it is purged."),
     S("DSN_MAX_PER_SENDER_DOMAIN_PER_HOUR", lambda r: parse_int(r, 0), "20", "Most bounces (DSNs) sent to one sender domain per hour; over it the failure is recorded and no DSN is sent. 0 = no DSNs at all."),
     S("RATE_LIMIT_IP_PER_MINUTE", lambda r: parse_int(r, 0), "120", "Messages one client address may send per minute, across every SMTP process (450 4.7.1 over it); 0 = off."),
-    S("RATE_LIMIT_ALIAS_PER_HOUR", lambda r: parse_int(r, 0), "600", "Messages one alias may receive per hour, across every SMTP process (450 4.7.1 over it); 0 = off."),
-    S("RATE_LIMIT_DOMAIN_PER_HOUR", lambda r: parse_int(r, 0), "3000", "Messages one domain's aliases may receive per hour, across every SMTP process (450 4.7.1 over it); 0 = off."),
+    S("RATE_LIMIT_ALIAS_PER_HOUR", lambda r: parse_int(r, 0), "600", "Messages one alias may receive per hour (counted at RCPT TO), across every SMTP process (450 4.7.1 over it); 0 = off."),
+    S("RATE_LIMIT_DOMAIN_PER_HOUR", lambda r: parse_int(r, 0), "3000", "Messages one domain's aliases may receive per hour (counted at RCPT TO), across every SMTP process (450 4.7.1 over it); 0 = off."),
     S("REFUSED_RCPT_LIMIT_PER_HOUR", lambda r: parse_int(r, 0), "100", "Refused recipients one client address may collect per hour across connections (directory harvesting); over it its sessions are closed with 421. 0 = off."),
     # dashboard
     S("WEB_LISTEN", parse_listen, "127.0.0.1:8000", "host:port of the dashboard for `make run`."),

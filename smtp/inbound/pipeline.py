@@ -9,6 +9,7 @@ import asyncio
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from mailferry import org_domain
 from mailferry.resolver import make_resolver
 from mailferry.settings import Settings
 from smtp import replies
@@ -64,6 +65,7 @@ class InboundChecks:
         self.executor = executor
         self.resolver = caching_resolver(make_resolver(settings))
         self.spam = spam
+        org_domain.load()
 
     async def decide(self, arrival: Arrival) -> Decision:
         loop = asyncio.get_running_loop()
