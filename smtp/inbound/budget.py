@@ -35,21 +35,24 @@ class AnswerMemo:
         self.answers[key] = answer
 
 
-def caching_resolver(resolver: dns.resolver.Resolver) -> dns.resolver.Resolver:
-    """`resolver` with an LRU cache honouring each answer's TTL (negative answers included), shared by threads."""
-    resolver.cache = dns.resolver.LRUCache(CACHE_ENTRIES)
-    resolver.answer_memo = AnswerMemo()
-    return resolver
+class CachedDns:
+    """A resolver with an LRU cache honouring each answer's TTL (negative answers included) and the memo in
+    front of it, shared by the threads of one server."""
+
+    def __init__(self, resolver: dns.resolver.Resolver):
+        resolver.cache = dns.resolver.LRUCache(CACHE_ENTRIES)
+        self.resolver = resolver
+        self.memo = AnswerMemo()
 
 
 class BudgetResolver:
     """What the checks call `resolve` on: each lookup gets what is left of the message's budget (at most the
     resolver's own lifetime); once it is spent every lookup times out at once (a temperror, never a pass)."""
 
-    def __init__(self, resolver: dns.resolver.Resolver, budget: float):
-        self.resolver = resolver
+    def __init__(self, dns_cache: CachedDns, budget: float):
+        self.resolver = dns_cache.resolver
+        self.memo = dns_cache.memo
         self.deadline = time.monotonic() + budget
-        self.memo: AnswerMemo | None = getattr(resolver, "answer_memo", None)
 
     @property
     def lifetime(self) -> float:
@@ -60,7 +63,7 @@ class BudgetResolver:
         if left <= 0:
             raise dns.exception.Timeout(timeout=0.0)
         key = None
-        if self.memo is not None and not args and isinstance(name, str) and isinstance(rdtype, str):
+        if not args and isinstance(name, str) and isinstance(rdtype, str):
             key = (name, rdtype, tuple(sorted(kwargs.items())))
             try:
                 answer = self.memo.get(key)

@@ -18,7 +18,7 @@ from ..routes import Route
 from . import dmarc_policy, spam_policy
 from .authentication import Authenticator, AuthResults
 from .backscatter import dsn_block
-from .budget import BudgetResolver, caching_resolver
+from .budget import BudgetResolver, CachedDns
 from .headers import prepare
 from .policy import effective
 from .spam import RspamdClient, SpamVerdict, x_spam_headers
@@ -63,7 +63,7 @@ class InboundChecks:
     def __init__(self, settings: Settings, executor: Executor, spam: RspamdClient | None = None):
         self.settings = settings
         self.executor = executor
-        self.resolver = caching_resolver(make_resolver(settings))
+        self.dns = CachedDns(make_resolver(settings))
         self.spam = spam
         org_domain.load()
 
@@ -93,7 +93,7 @@ class InboundChecks:
         return Decision(verdict, raw, auth, spam, block)
 
     def _authenticate(self, arrival: Arrival) -> AuthResults:
-        resolver = BudgetResolver(self.resolver, self.settings.INBOUND_DNS_BUDGET)
+        resolver = BudgetResolver(self.dns, self.settings.INBOUND_DNS_BUDGET)
         authenticator = Authenticator(resolver, self.settings.SMTP_HOSTNAME)
         return authenticator.check(arrival.raw, mail_from=arrival.mail_from, peer_ip=_ip(arrival.peer),
                                    helo=arrival.helo)

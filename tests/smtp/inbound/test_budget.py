@@ -9,13 +9,13 @@ import pytest
 
 from mailferry.dns_lookup import txt_records
 from mailferry.resolver import make_resolver
-from smtp.inbound.budget import BudgetResolver, caching_resolver
+from smtp.inbound.budget import BudgetResolver, CachedDns
 from tests.conftest import make_settings
 
 
 @pytest.fixture
 def cached(dns_server):
-    return caching_resolver(make_resolver(make_settings(DNS_NAMESERVERS=dns_server.nameservers, DNS_TIMEOUT=1)))
+    return CachedDns(make_resolver(make_settings(DNS_NAMESERVERS=dns_server.nameservers, DNS_TIMEOUT=1)))
 
 
 def test_answers_come_from_the_memo_until_they_expire(dns_server, cached, monkeypatch):
@@ -30,9 +30,9 @@ def test_answers_come_from_the_memo_until_they_expire(dns_server, cached, monkey
 
 def test_no_answers_are_not_memoised(dns_server, cached):
     assert txt_records(BudgetResolver(cached, 5), "nothing.test") == []
-    assert not cached.answer_memo.answers
+    assert not cached.memo.answers
     dns_server.set("nothing.test", "TXT", "v=spf1 -all")
-    cached.cache.flush()
+    cached.resolver.cache.flush()
     assert txt_records(BudgetResolver(cached, 5), "nothing.test") == ["v=spf1 -all"]
 
 
