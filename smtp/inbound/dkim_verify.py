@@ -170,7 +170,7 @@ def _signature_valid(key: PublicKey, digest: bytes, signature: bytes) -> bool:
         return False  # dkimpy: False, or KeyFormatError ("public key too small", "digest too large")
     number = int.from_bytes(signature, "big")
     if number >= key.modulus:
-        raise Unusual  # dkimpy works modulo n; OpenSSL refuses such a signature outright
+        return False  # RFC 8017 5.2.2: a signature representative out of range is invalid (OpenSSL's answer too)
     try:
         # dkimpy reads the signature as an integer: leading zero bytes, or too few, make no difference to it.
         key.key.verify(number.to_bytes(key.length, "big"), digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))

@@ -92,7 +92,9 @@ class RateLimiter:
         if not keys:
             return ALLOWED
         counts = await self._count(keys)
-        for count, (name, cap) in zip(counts or (), caps, strict=True):
+        if counts is None:  # Redis is down: no limit
+            return ALLOWED
+        for count, (name, cap) in zip(counts, caps, strict=True):
             if count > cap:
                 return LimitCheck(False, name)
         return ALLOWED
