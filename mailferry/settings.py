@@ -125,8 +125,8 @@ def parse_choice(raw: str, choices: tuple[str, ...]) -> str:
 
 def parse_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if value and not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"expected http://host:port, got {raw!r}")
+    if value and not re.match(r"^http://[^/:\s]+(:\d+)?$", value):
+        raise ValueError(f"must be http://host:port, got {raw!r}")
     return value
 
 
@@ -306,8 +306,6 @@ def _check_together(values: dict) -> None:
         raise SettingsError("MX_CACHE_MIN_TTL", "must not be larger than MX_CACHE_MAX_TTL")
     if not values["DATABASE_URL"].startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
         raise SettingsError("DATABASE_URL", "must start with sqlite:// or postgresql://")
-    if values["RSPAMD_URL"] and not re.match(r"^http://[^/:]+(:\d+)?/?$", values["RSPAMD_URL"]):
-        raise SettingsError("RSPAMD_URL", f"must be http://host:port, got {values['RSPAMD_URL']!r}")
     if not values["REDIS_URL"].startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("REDIS_URL", "must start with redis://, rediss:// or unix://")
 

@@ -14,7 +14,7 @@ import binascii
 import ipaddress
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dkim
 import dns.resolver
@@ -52,7 +52,6 @@ class AuthResults:
     dmarc_policy: str = ""  # what the From domain publishes for it: reject | quarantine | none | "" (no record)
     dkim_aligned: bool = False  # a DKIM signature aligned with the From domain passed
     spf_domain: str = ""  # the domain SPF was evaluated for (MAIL FROM's, or HELO's for a null sender)
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def temporary(self) -> bool:
@@ -115,18 +114,17 @@ class Authenticator:
 
     def check(self, raw: bytes, *, mail_from: str, peer_ip: str, helo: str) -> AuthResults:
         message = Message.parse(raw)  # once: the DKIM signatures and the ARC check share it
-        spf = self._spf(mail_from, peer_ip, helo)
+        spf_domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
+        spf = self._spf(spf_domain, mail_from, peer_ip, helo)
         signatures = self._dkim(message)
         domain = from_domain(raw)
-        dmarc, policy, dkim_aligned = self._dmarc(domain, mail_from, spf, signatures)
+        dmarc, policy, dkim_aligned = self._dmarc(domain, spf_domain if mail_from else "", spf, signatures)
         results = [spf, *signatures, dmarc]
         if message.values(b"arc-seal"):
             results.append(self._arc(raw))
-        spf_domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
         return AuthResults(self.authserv_id, tuple(results), domain, policy, dkim_aligned, spf_domain)
 
-    def _spf(self, mail_from: str, peer_ip: str, helo: str) -> MethodResult:
-        domain = mail_from.rpartition("@")[2] if mail_from else helo
+    def _spf(self, domain: str, mail_from: str, peer_ip: str, helo: str) -> MethodResult:
         prop = ("smtp.mailfrom", mail_from) if mail_from else ("smtp.helo", helo)
         try:
             ipaddress.ip_address(peer_ip)
@@ -158,9 +156,10 @@ class Authenticator:
             return MethodResult("dkim", "temperror", props)
         return MethodResult("dkim", "pass" if ok else "fail", props)
 
-    def _dmarc(self, domain: str, mail_from: str, spf: MethodResult,
+    def _dmarc(self, domain: str, mail_from_domain: str, spf: MethodResult,
                signatures: list[MethodResult]) -> tuple[MethodResult, str, bool]:
-        """(the dmarc result, the policy published for `domain`, whether an aligned DKIM signature passed)."""
+        """(the dmarc result, the policy published for `domain`, whether an aligned DKIM signature passed).
+        `mail_from_domain` is "" for a null sender: SPF of the HELO name never aligns."""
         if not domain:
             return MethodResult("dmarc", "none"), "", False
         prop = (("header.from", domain),)
@@ -173,8 +172,7 @@ class Authenticator:
         tags, policy = found
         dkim_aligned = any(s.result == "pass" and aligned(dict(s.properties).get("header.d", ""), domain,
                                                            tags.get("adkim", "r")) for s in signatures)
-        spf_domain = mail_from.rpartition("@")[2]
-        passed = dkim_aligned or (spf.result == "pass" and aligned(spf_domain, domain, tags.get("aspf", "r")))
+        passed = dkim_aligned or (spf.result == "pass" and aligned(mail_from_domain, domain, tags.get("aspf", "r")))
         return MethodResult("dmarc", "pass" if passed else "fail", prop), policy, dkim_aligned
 
     def _dmarc_record(self, domain: str) -> tuple[dict[str, str], str] | None:

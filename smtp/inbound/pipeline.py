@@ -85,7 +85,9 @@ class InboundChecks:
         if verdict.refused:
             return Decision(verdict, auth=auth, spam=spam)
         flagged = verdict.action == FORWARD and verdict.spam_flagged
-        spam_headers = (x_spam_headers(spam, flagged=True) if flagged else b"") if spam is not None and spam.scanned else None
+        spam_headers = None  # not scanned: the sender's X-Spam-* stay; scanned: ours replace them (none if clean)
+        if spam is not None and spam.scanned:
+            spam_headers = x_spam_headers(spam, flagged=True) if flagged else b""
         raw = prepare(arrival.raw, authserv_id=self.settings.SMTP_HOSTNAME, message_id=arrival.message_id,
                       hostname=self.settings.SMTP_HOSTNAME, spam_headers=spam_headers)
         block = dsn_block(arrival.raw, mail_from=arrival.mail_from, results=auth, spam_flagged=flagged,
