@@ -193,6 +193,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("SMTP_ENABLE_ARC", parse_bool, "true", "Add an ARC set (RFC 8617) sealing our SPF/DKIM/DMARC results with the alias domain's RSA key, so receivers that trust forwarders (Gmail, Outlook) can credit the sender's authentication when the forward broke it."),
     S("SMTP_DIRECT_PORT", parse_port, "25", "Port of destination MX hosts (25 on the internet; tests use loopback sinks)."),
     S("SMTP_REQUIRE_TLS", parse_bool, "false", "Direct delivery refuses MX hosts that do not offer STARTTLS (otherwise TLS is opportunistic)."),
+    S("ALLOW_PRIVATE_DESTINATIONS", parse_bool, "false", "Let direct delivery (and other connections to hosts named in DNS) reach loopback, private, link-local, CGNAT and metadata addresses (127/8, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, ::1, fc00::/7, fe80::/10...). Off on the internet: an MX on such an address is skipped and the delivery deferred. Development and tests turn it on. Relays (SMTP_HOST, SMTP_RELAYS) are trusted configuration and may be private either way."),
     S("SMTP_CONNECT_TIMEOUT", lambda r: parse_int(r, 1), "30", "Seconds to wait for an outbound SMTP connection or reply."),
     S("SMTP_HOST", parse_str, "", "Primary relay host (relay/hybrid/smart modes), e.g. smtp.gmail.com."),
     S("SMTP_PORT", parse_port, "587", "Primary relay port."),

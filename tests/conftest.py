@@ -72,7 +72,8 @@ def redis_conn(redis_url):
 
 def make_settings(**overrides) -> Settings:
     """Settings from defaults plus overrides, never reading os.environ or .env."""
-    env = {"SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": "test-secret-key-0123456789", "LOG_LEVEL": "DEBUG"}
+    env = {"SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": "test-secret-key-0123456789", "LOG_LEVEL": "DEBUG",
+           "ALLOW_PRIVATE_DESTINATIONS": "true"}  # every test MX is a sink on loopback
     env.update({k: str(v) for k, v in overrides.items()})
     return load_settings(env, env_file=None)
 

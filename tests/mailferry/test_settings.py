@@ -23,6 +23,7 @@ def test_defaults_parse():
     assert settings.MAX_QUEUE_LIFETIME == 5 * 86400
     assert settings.DATABASE_URL == "sqlite:///var/mailferry.db"
     assert settings.SMTP_HOSTNAME  # falls back to this machine's name
+    assert settings.ALLOW_PRIVATE_DESTINATIONS is False  # on the internet, no MX on a private address
 
 
 @pytest.mark.parametrize("name, raw, expected", [
