@@ -147,6 +147,7 @@ class Mailferry(Path):
             SMTP_HOSTNAME="mx.alias.bench.test", SMTP_LISTEN=f"127.0.0.1:{self.port}",
             SMTP_SERVER_PROCESSES=self.smtp_processes, DNS_NAMESERVERS=self.dns.nameservers,
             SMTP_DIRECT_PORT=self.sink_port, SMTP_ENABLE_DKIM="true", LOG_LEVEL="WARNING",
+            ALLOW_PRIVATE_DESTINATIONS="true",  # the destination MX is a sink on loopback
             # every client is 127.0.0.1: no per-address session limit
             SMTP_MAX_CONNECTIONS_PER_IP=0,
             # one destination domain on loopback: Postfix's default destination concurrency, no rate limit

@@ -172,6 +172,8 @@ def main() -> int:
     os.chdir(ROOT)
     settings = settings_or_exit()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if not configured("ALLOW_PRIVATE_DESTINATIONS"):
+        env["ALLOW_PRIVATE_DESTINATIONS"] = "true"  # a developer's MX hosts are often on loopback or the LAN
     if not configured("SMTP_LISTEN") and os.geteuid() != 0:
         env["SMTP_LISTEN"] = "0.0.0.0:2525"  # port 25 needs root; a non-root developer gets 2525
     procs: dict[str, subprocess.Popen] = {}

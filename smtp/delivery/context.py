@@ -14,6 +14,7 @@ from redis import Redis
 from rq import Queue
 
 from mailferry.db import Database
+from mailferry.destinations import DestinationGuard
 from mailferry.queue import get_queue, make_redis
 from mailferry.resolver import make_resolver
 from mailferry.settings import Settings, settings_or_exit
@@ -35,6 +36,7 @@ class Context:
     redis: Redis
     queue: Queue
     mx: MxResolver
+    guard: DestinationGuard  # which MX addresses direct delivery may connect to
     transport: DirectTransport
     relays: RelayTransport
     limiter: DomainLimiter
@@ -57,15 +59,17 @@ def build(settings: Settings) -> Context:
     srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
     keys = KeyCache(db, settings.SECRET_KEY, settings.SMTP_ENABLE_DKIM)
     data_timeout = min(600, settings.DELIVERY_LEASE // 2)
+    guard = DestinationGuard(allow_private=settings.ALLOW_PRIVATE_DESTINATIONS)
     return Context(
         settings=settings,
         db=db,
         redis=redis,
         queue=get_queue(redis, settings.RQ_QUEUE),
         mx=MxResolver(resolver, redis, settings.MX_CACHE_MIN_TTL, settings.MX_CACHE_MAX_TTL),
+        guard=guard,
         transport=DirectTransport(hostname=settings.SMTP_HOSTNAME, port=settings.SMTP_DIRECT_PORT,
                                   timeout=settings.SMTP_CONNECT_TIMEOUT, require_tls=settings.SMTP_REQUIRE_TLS,
-                                  data_timeout=data_timeout),
+                                  data_timeout=data_timeout, guard=guard),
         relays=RelayTransport([Relay.from_dict(r) for r in settings.relays],
                               CircuitBreaker(redis, settings.RELAY_FAILURE_THRESHOLD, settings.RELAY_COOLDOWN),
                               hostname=settings.SMTP_HOSTNAME, timeout=settings.SMTP_CONNECT_TIMEOUT,

@@ -25,7 +25,8 @@ from smtp.routing import smart
 from smtp.routing.blocks import is_ip_block
 
 from .context import Context
-from .mx import MxError
+from .mx import MxError, MxHost
+from .mx_guard import no_public_host, screen
 from .outcome import Reply, classify
 from .record import Attempt, Target
 from .senders import Snapshot, Unit, units
@@ -63,7 +64,7 @@ def _direct(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *,
     held: list[Target] = []
     earlier: dict[int, Attempt] = {}
     try:
-        hosts = ctx.mx.lookup(domain)
+        hosts = _public_hosts(ctx, snap, domain, ctx.mx.lookup(domain))
     except MxError as exc:
         reply = Reply(exc.code, exc.text)
         if fallback and not exc.permanent:
@@ -103,6 +104,17 @@ def _direct(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *,
             ctx.limiter.release(domain, grant)
     if held:
         yield from _via_relays(ctx, snap, domain, held, learn=learn, earlier=earlier)
+
+
+def _public_hosts(ctx: Context, snap: Snapshot, domain: str, hosts: list[MxHost]) -> list[MxHost]:
+    """The hosts the private-destination guard lets us connect to; MxError (a deferral) when none is left."""
+    screened = screen(hosts, ctx.guard)
+    for host, refused in screened.refused:
+        log(logger, logging.WARNING, "MX address refused: not a public destination", message_id=snap.id,
+            domain=domain, mx=host.name, refused=[str(v) for v in refused])
+    if not screened.hosts:
+        raise no_public_host(screened)
+    return screened.hosts
 
 
 def _via_relays(ctx: Context, snap: Snapshot, domain: str, targets: list[Target], *, learn: bool,

@@ -13,16 +13,23 @@ reused once idle for `reuse_idle` seconds, older than REUSE_MAX_AGE or after REU
 `reuse_idle=0` turns reuse off.
 
 Each transaction itself is smtp/delivery/exchange.py's (PIPELINING when the server offers it).
+
+The socket goes to the MX address as an IP literal, once the private-destination guard has allowed it: no
+second DNS lookup between the check and the connection (DNS rebinding). The MX host name is kept for EHLO's
+peer, SNI and the log.
 """
 
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+
+from mailferry.destinations import DestinationGuard
 
 from .exchange import Exchange, NothingAccepted, Transaction, smtp_reply
 from .mx import MxHost
@@ -33,6 +40,22 @@ REUSE_IDLE = 5.0  # seconds a parked connection may wait for its next transactio
 REUSE_MAX_AGE = 300.0  # Postfix's smtp_connection_reuse_time_limit
 REUSE_MAX_TRANSACTIONS = 100
 REUSE_UNCHECKED = 2.0  # seconds parked within which a connection is reused without an RSET check
+Connector = Callable[[str, int, float], socket.socket]  # (IP literal, port, timeout) -> a connected socket
+
+
+def connect_to_address(address: str, port: int, timeout: float) -> socket.socket:
+    return socket.create_connection((address, port), timeout)
+
+
+class _Client(smtplib.SMTP):
+    """smtplib's client with its socket opened by the transport's connector."""
+
+    def __init__(self, connector: Connector, **kwargs):
+        self._connector = connector
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        return self._connector(host, port, timeout)
 
 
 @dataclass
@@ -64,8 +87,11 @@ class SessionError(Exception):
 
 class DirectTransport:
     def __init__(self, *, hostname: str, port: int, timeout: float, require_tls: bool,
-                 data_timeout: float | None = None, reuse_idle: float = REUSE_IDLE):
+                 data_timeout: float | None = None, reuse_idle: float = REUSE_IDLE,
+                 guard: DestinationGuard | None = None, connect: Connector = connect_to_address):
         self.hostname = hostname
+        self.guard = guard or DestinationGuard()
+        self.connect = connect
         self.port = port
         self.timeout = timeout
         self.reuse_idle = reuse_idle
@@ -170,7 +196,10 @@ class DirectTransport:
 
     def _open(self, host: MxHost, address: str) -> _Session:
         where = f"{host.name}[{address}]:{self.port}"
-        client = smtplib.SMTP(local_hostname=self.hostname, timeout=self.timeout)
+        verdict = self.guard.check(address)
+        if not verdict.allowed:
+            raise SessionError(Reply(None, f"4.4.4 {where}: not connecting to a {verdict.reason} address"))
+        client = _Client(self.connect, local_hostname=self.hostname, timeout=self.timeout)
         try:
             code, message = client.connect(address, self.port)
             if code != 220:

@@ -39,6 +39,7 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
         "SECRET_KEY": "test-secret-key-0123456789", "SMTP_PUBLIC_IPS": SERVER_IP,
         "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
         "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "INFO",
+        "ALLOW_PRIVATE_DESTINATIONS": "true",
     }
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.services.dkim_keys import generate_key, txt_record
 from mailferry.db import Database
+from mailferry.destinations import DestinationGuard
 from mailferry.models import Alias, Domain, User
 from mailferry.resolver import make_resolver
 from smtp.delivery import context
@@ -102,7 +103,7 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
         "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
         "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "MAX_QUEUE_LIFETIME": "1h",
         "DELIVERY_LEASE": "60s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "DEBUG",
-        "DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE": "100000",
+        "DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE": "100000", "ALLOW_PRIVATE_DESTINATIONS": "true",
     }
 
 
@@ -284,7 +285,8 @@ def mx_port() -> int:
 
 @pytest.fixture
 def direct(mx_port):
-    transport = DirectTransport(hostname="mx.mailferry.test", port=mx_port, timeout=10, require_tls=False)
+    transport = DirectTransport(hostname="mx.mailferry.test", port=mx_port, timeout=10, require_tls=False,
+                                guard=DestinationGuard(allow_private=True))
     yield transport
     transport.close()
 

@@ -145,7 +145,7 @@ class Refuser:
     def __init__(self, host: str, port: int, greeting: bytes = b"421 4.3.2 too busy, try another MX\r\n"):
         self.greeting = greeting
         self.connections = 0
-        self.sock = socket.create_server((host, port))
+        self.sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
     def start(self) -> "Refuser":
