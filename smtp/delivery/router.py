@@ -1,6 +1,7 @@
 """The delivery router: how mail for one destination domain leaves, by SMTP_DELIVERY_MODE.
 
-- direct: the domain's MX hosts, gated by the shared per-domain limits (over them: deferred a little);
+- direct: the domain's MX hosts (their public addresses only: smtp.delivery.mx_guard), gated by the shared
+          per-domain limits (over them: deferred a little);
 - relay:  the relays in order (RelayTransport: failover, circuit breaker, pooled connections);
 - hybrid: direct first; what direct defers, cannot connect for, or refuses because of our IP (a 5xx that
           smtp.routing.blocks calls an IP block) goes to the relays in the same pass. A 5xx about the

@@ -15,8 +15,8 @@ reused once idle for `reuse_idle` seconds, older than REUSE_MAX_AGE or after REU
 Each transaction itself is smtp/delivery/exchange.py's (PIPELINING when the server offers it).
 
 The socket goes to the MX address as an IP literal, once the private-destination guard has allowed it: no
-second DNS lookup between the check and the connection (DNS rebinding). The MX host name is kept for EHLO's
-peer, SNI and the log.
+second DNS lookup between the check and the connection (DNS rebinding). The MX host name is kept for SNI,
+the route and the log.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ Connector = Callable[[str, int, float], socket.socket]  # (IP literal, port, tim
 
 
 def connect_to_address(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to an IP literal; a host name raises socket.gaierror instead of being resolved."""
+    socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     return socket.create_connection((address, port), timeout)
 
 

@@ -19,10 +19,11 @@ from mailferry.models.message import DEFERRED, DELIVERED
 from smtp.delivery.exchange import Transaction
 from smtp.delivery.job import run
 from smtp.delivery.mx import MxHost
-from smtp.delivery.transport import DirectTransport
+from smtp.delivery.transport import DirectTransport, connect_to_address
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids
 from tests.smtp.delivery.relays import primary_env
 from tests.smtp.delivery.sink import Refuser
+from tests.support.net import wait_for
 
 PRIVATE_MX = ["10.0.0.1", "169.254.169.254", "::1", "127.0.0.1", "::ffff:127.0.0.1", "100.64.0.1"]
 PUBLIC_IP = "1.2.3.4"  # never really reached: Nat lands it on a loopback sink
@@ -181,6 +182,14 @@ def test_the_transport_refuses_a_private_address_it_is_handed(internet, listener
     reply = result.replies["bob@dest.test"]
     assert reply.code is None and "not connecting to a loopback" in reply.text
     assert [listener.connections for listener in listeners] == [0, 0]
+
+
+def test_the_connector_never_resolves_a_name(internet, listeners):
+    with pytest.raises(socket.gaierror):
+        connect_to_address("localhost", internet.port, 2)
+    connect_to_address("127.0.0.1", internet.port, 2).close()
+    wait_for(lambda: listeners[0].connections, what="the connection to the IP literal")
+    assert [listener.connections for listener in listeners] == [1, 0]
 
 
 def test_relays_are_trusted_configuration_even_on_loopback(configure, world, internet, relay_server, db):
