@@ -8,18 +8,24 @@ sinks, as the internet would route them."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
 
 from mailferry.destinations import DestinationGuard
 from mailferry.models.message import DEFERRED, DELIVERED
+from mailferry.queue import enqueue_messages, get_queue, make_redis
 from smtp.delivery.exchange import Transaction
 from smtp.delivery.job import run
 from smtp.delivery.mx import MxHost
 from smtp.delivery.transport import DirectTransport, connect_to_address
+from tests.smtp.delivery.conftest import ROOT
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids
 from tests.smtp.delivery.relays import primary_env
 from tests.smtp.delivery.sink import Refuser
@@ -217,3 +223,27 @@ def test_hybrid_hands_a_private_mx_destination_to_the_relay(configure, world, in
     [delivery] = deliveries(db, message_id)
     assert delivery.route == "relay:primary"
     assert "resolves only to private addresses (127.0.0.1)" in attempts(db, delivery.id)[0].reply
+
+
+def test_the_worker_defers_a_private_mx_by_default_and_logs_why(world, internet, db, env, listeners):
+    """`python worker.py` built from the environment, ALLOW_PRIVATE_DESTINATIONS unset (false): the JSON log
+    line names the refused address with the message id."""
+    route = world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+    internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.1"))
+    message_id = world.seed([route])
+    redis = make_redis(env["REDIS_URL"])
+    enqueue_messages(get_queue(redis, env["RQ_QUEUE"]), [message_id])
+    redis.close()
+    production = {k: v for k, v in env.items() if k != "ALLOW_PRIVATE_DESTINATIONS"}
+
+    done = subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT, capture_output=True, timeout=60,
+                          env={**{k: v for k, v in os.environ.items() if k != "ALLOW_PRIVATE_DESTINATIONS"},
+                               **production})
+
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    lines = [json.loads(line) for line in done.stderr.decode().splitlines() if line.startswith("{")]
+    [refused] = [entry for entry in lines if entry["msg"] == REFUSED_LOG]
+    assert refused["message_id"] == message_id and refused["refused"][0].startswith("127.0.0.1: loopback")
+    [delivery] = deliveries(db, message_id)
+    assert delivery.state == DEFERRED and "resolves only to private addresses (127.0.0.1)" in delivery.last_reply
+    assert [listener.connections for listener in listeners] == [0, 0]
