@@ -30,6 +30,11 @@ class OwnerWorld:
     token_id: int
     token_secret: str
 
+    def url_args(self) -> dict[str, list]:
+        """The owner's ids for each URL argument name of the app's routes."""
+        return {"domain_id": [self.domain_id], "alias_id": [self.alias_id], "key_id": list(self.key_ids),
+                "message_id": [self.message_id, self.held_id], "token_id": [self.token_id], "user_id": [self.user_id]}
+
     def markers(self) -> dict[str, str]:
         """What no other owner may ever read, by name."""
         return {"domain": self.domain, "alias": self.alias, "destination": self.destination, "note": self.note,

@@ -6,12 +6,12 @@ fails the walk: a new route has to say here who may use it.
 """
 
 from dataclasses import dataclass
-from itertools import product
 
 import pytest
 from flask import Flask
 
 from tests.app.security.conftest import OwnerWorld, snapshot
+from tests.app.security.routes import FORMS, JSON, UncoveredRoute, filled_urls
 from tests.app.web_fixtures import Browser, api_for
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -23,35 +23,6 @@ ADMIN_ONLY = {"admin.queue", "admin.server", "admin.list_users", "admin.create_u
               "api.failed_messages", "api.list_users", "api.create_user"}
 LAST = {"auth.logout"}  # walked at the end: it must end the caller's session only
 
-# What a request carries so that, were the check missing, it would act (not fail validation first).
-FORMS = {
-    "domains.add": {"name": "walk-new.test"},
-    "domains.generate_key": {"algorithm": "ed25519"},
-    "domains.verify": {"force": "y"},
-    "domains.options": {"dmarc_reject_policy": "reject", "dmarc_quarantine_policy": "reject",
-                        "spam_action": "reject", "spam_threshold": "1"},
-    "aliases.create": {"address": "walk-new", "destinations": "walk@walk.test"},
-    "aliases.edit": {"destinations": "walk@walk.test", "note": "walked", "enabled": "y"},
-    "auth.create_token": {"token-name": "walk"},
-    "admin.create_user": {"email": "walk@people.test", "password": "walk-password", "role": "admin"},
-    "admin.update_user": {"role": "admin", "active": "0"},
-}
-JSON = {
-    "api.add_domain": {"name": "walk-api.test"},
-    "api.update_domain": {"spam_action": "reject", "spam_threshold": 1.0},
-    "api.verify_domain": {"force": True},
-    "api.generate_key": {"algorithm": "ed25519"},
-    "api.add_alias": {"local_part": "walk-new", "destinations": ["walk@walk.test"]},
-    "api.update_alias": {"destinations": ["walk@walk.test"], "enabled": False, "note": "walked"},
-    "api.create_user": {"email": "walk-api@people.test", "password": "walk-password", "role": "admin"},
-    "api.update_user": {"role": "admin", "active": False},
-}
-
-
-class UncoveredRoute(AssertionError):
-    pass
-
-
 @dataclass(frozen=True)
 class Step:
     endpoint: str
@@ -61,11 +32,11 @@ class Step:
 
 
 def _candidates(first: OwnerWorld, second: OwnerWorld) -> dict[str, list]:
-    """Ids to put in each URL argument: the first owner's, and for domain_id also the caller's own domain
-    (combined with the first owner's key or message: /domains/<mine>/dkim/<theirs>/activate)."""
-    return {"domain_id": [first.domain_id, second.domain_id], "alias_id": [first.alias_id],
-            "key_id": list(first.key_ids), "message_id": [first.message_id, first.held_id],
-            "token_id": [first.token_id], "user_id": [first.user_id]}
+    """The first owner's ids, and for domain_id also the caller's own domain (combined with the first owner's
+    key or message: /domains/<mine>/dkim/<theirs>/activate)."""
+    candidates = first.url_args()
+    candidates["domain_id"] = candidates["domain_id"] + [second.domain_id]
+    return candidates
 
 
 def plan(app: Flask, first: OwnerWorld, second: OwnerWorld) -> list[Step]:
@@ -91,16 +62,10 @@ def _kind(endpoint: str) -> str:
 
 
 def _object_steps(app: Flask, rule, methods: list[str], candidates: dict, second: OwnerWorld) -> list[Step]:
-    unknown = sorted(set(rule.arguments) - set(candidates))
-    if unknown:
-        raise UncoveredRoute(f"{rule.rule}: no ids for {', '.join(unknown)}; add them to _candidates")
-    names = sorted(rule.arguments)
     steps = []
-    for values in product(*(candidates[name] for name in names)):
-        args = dict(zip(names, values, strict=True))
+    for args, url in filled_urls(app, rule, candidates):
         if args.get("domain_id") == second.domain_id and len(args) == 1:
             continue  # the caller's own domain alone is theirs to use
-        url = app.url_for(rule.endpoint, **args)
         steps += [Step(rule.endpoint, method, url, "object") for method in methods]
     return steps
 
