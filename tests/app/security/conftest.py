@@ -12,6 +12,7 @@ from app.services.tokens import create_token
 from mailferry.models import Alias, ApiToken, Delivery, DkimKey, Domain, Message, User
 from tests.app.web_fixtures import *  # noqa: F401,F403  (shared dashboard fixtures)
 from tests.app.web_fixtures import seed_message, seed_quarantined
+from tests.smtp.delivery.conftest import internet  # noqa: F401  (the loopback DNS zone and MX sinks)
 
 
 @dataclass(frozen=True)
