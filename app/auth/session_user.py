@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from flask_login import UserMixin
 
 from mailferry.models import User
 
 
 def _session_id(user: User) -> str:
-    # The id carries a digest of the password hash, so changing the password ends every other session.
-    return f"{user.id}:{hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]}"
+    # Signed cookies keep no state on the server, so the id carries the user's session version: logout and a
+    # password change bump it, and every cookie issued before stops matching.
+    return f"{user.id}:{user.session_version or 0}"
 
 
 class SessionUser(UserMixin):
@@ -27,7 +26,7 @@ class SessionUser(UserMixin):
 
 
 def load_session_user(session, session_id: str) -> SessionUser | None:
-    user_id, _, _digest = session_id.partition(":")
+    user_id, _, _version = session_id.partition(":")
     if not user_id.isdigit():
         return None
     user = session.get(User, int(user_id))

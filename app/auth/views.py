@@ -12,6 +12,7 @@ from mailferry.models import User
 
 from . import bp
 from .forms import LoginForm, PasswordForm, SignupForm, TokenForm
+from .redirects import local_path
 from .session_user import SessionUser
 
 TOO_MANY = "Too many failed logins. Wait a while and try again."
@@ -23,9 +24,7 @@ def _limiter() -> LoginLimiter:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("domains.index")
+    return local_path(target) or url_for("domains.index")
 
 
 def _start_session(user) -> None:
@@ -72,7 +71,11 @@ def signup():
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()  # CSRFProtect has checked the token: a cross-site POST cannot log anyone out
+    # CSRFProtect has checked the token: a cross-site POST cannot log anyone out. A copy of the cookie
+    # taken before must not sign in again, so the user's session version moves on (all devices sign out).
+    with get_db().session() as s:
+        users.end_sessions(s, s.get(User, current_user.id))
+    logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
 

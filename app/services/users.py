@@ -93,6 +93,12 @@ def change_password(session: Session, user: User, old_password: str, new_passwor
 def set_password(session: Session, user: User, new_password: str) -> None:
     check_password_strength(new_password, "new_password")
     user.password_hash = _hasher.hash(new_password)
+    end_sessions(session, user)
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Every session cookie issued to the user so far stops working (they carry the old version)."""
+    user.session_version = (user.session_version or 0) + 1
     session.flush()
 
 

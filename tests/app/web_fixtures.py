@@ -6,13 +6,17 @@ browser would and sends it with every POST.
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
 
 import pytest
+from flask import request, request_finished
 
 from app import create_app
 from app.services.domains import add_domain
 from app.services.tokens import create_token
+from mailferry.logs import JsonFormatter
 from mailferry.models import Message, User
 from mailferry.models.message import QUARANTINED
 from smtp.routes import Route, build_message
@@ -59,6 +63,40 @@ def web_app(web_settings):
     app = make_web_app(web_settings)
     yield app
     app.extensions["mailferry.db"].dispose()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    url: str
+    status: int
+    headers: str
+    body: str
+
+
+@pytest.fixture
+def responses(web_app) -> list[Recorded]:
+    """Every response web_app sends while the test runs (test clients and live servers alike), headers and
+    body as text; static files (streamed from the repository) are left out."""
+    recorded: list[Recorded] = []
+
+    def record(_sender, response, **_extra) -> None:
+        if not response.direct_passthrough:
+            recorded.append(Recorded(request.method, request.full_path, response.status_code,
+                                     str(response.headers), response.get_data(as_text=True)))
+
+    request_finished.connect(record, web_app)
+    yield recorded
+    request_finished.disconnect(record, web_app)
+
+
+@pytest.fixture
+def log_lines(caplog):
+    """A function returning every log line of the test so far (set-up included), DEBUG and up, as the JSON
+    lines the deployment writes (mailferry.logs)."""
+    caplog.set_level(logging.DEBUG)
+    formatter = JsonFormatter()
+    return lambda: [formatter.format(r) for r in caplog.get_records("setup") + caplog.get_records("call")]
 
 
 @pytest.fixture

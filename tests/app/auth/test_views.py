@@ -63,11 +63,21 @@ def test_login_wrong_password_and_right_password(browser, owner):
     assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
-@pytest.mark.parametrize("target, expected", [("/stats", "/stats"), ("//evil.test/x", "/"),
-                                              ("https://evil.test/", "/"), ("/\\evil.test", "/")])
+# Known open-redirect payloads (as sent in the query string): browsers strip TAB/CR/LF and read "\\" as "/".
+OPEN_REDIRECTS = ["//evil.test/x", "https://evil.test/", "/\\evil.test", "\\\\evil.test", "/%09/evil.test/path",
+                  "/%0a/evil.test", "/%0d/evil.test", "/%0d%0a/evil.test", "%09//evil.test", "%20//evil.test",
+                  "/%2F/evil.test", "%2F%2Fevil.test", "/%5Cevil.test", "///evil.test", "http:evil.test",
+                  "http:/evil.test", "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
+                  "/%00/evil.test", "/%7F/evil.test", "/%E3%80%80/evil.test", "%E2%81%84%E2%81%84evil.test",
+                  "evil.test", "https:%2F%2Fevil.test", "//%09evil.test", "/%09/%09/evil.test"]
+
+
+@pytest.mark.parametrize("target, expected", [("/stats", "/stats"), ("/domains/1/messages?q=a%40b", "/domains/1/messages?q=a@b"),
+                                              *((target, "/") for target in OPEN_REDIRECTS)])
 def test_login_redirects_only_to_local_pages(browser, owner, target, expected):
     response = browser.client.post(f"/login?next={target}", data={
         "email": "owner@people.test", "password": "owner-password", "csrf_token": browser.csrf()})
+    assert response.status_code == 302
     assert response.headers["Location"] == expected
 
 
@@ -84,6 +94,43 @@ def test_session_cookie_flags(web_settings, owner):
 def test_logout_ends_the_session(owner_browser):
     assert owner_browser.post("/logout", csrf_page="/").status_code == 302
     assert owner_browser.get("/").status_code == 302
+
+
+def _replay(app, cookie: str):
+    """A new client that presents a captured session cookie, as a thief would."""
+    client = app.test_client()
+    client.set_cookie("session", cookie)
+    return client
+
+
+def test_a_session_cookie_captured_before_logout_no_longer_signs_in(web_app, owner_browser):
+    captured = owner_browser.client.get_cookie("session").value
+    assert _replay(web_app, captured).get("/").status_code == 200  # the copy works while the session lives
+    assert owner_browser.post("/logout", csrf_page="/").status_code == 302
+    response = _replay(web_app, captured).get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert Browser(web_app).login("owner@people.test", "owner-password").get("/").status_code == 200
+
+
+def test_a_session_cookie_captured_before_a_password_change_no_longer_signs_in(web_app, owner_browser):
+    captured = owner_browser.client.get_cookie("session").value
+    owner_browser.post("/account", {"pw-old_password": "owner-password", "pw-new_password": "brand-new-pw",
+                                    "pw-confirm": "brand-new-pw"}, csrf_page="/account")
+    assert _replay(web_app, captured).get("/").status_code == 302
+
+
+def test_login_starts_a_new_session_no_fixation(web_app, browser, owner):
+    """A cookie planted before login (by an attacker who knows its value) is not the signed-in session."""
+    token = browser.csrf()
+    with browser.client.session_transaction() as planted:
+        planted["planted"] = "by-attacker"
+    before = browser.client.get_cookie("session").value
+    response = browser.client.post("/login", data={"email": "owner@people.test", "password": "owner-password",
+                                                   "csrf_token": token})
+    assert response.status_code == 302
+    after = browser.client.get_cookie("session").value
+    assert after != before and "planted" not in _session(browser) and "_user_id" in _session(browser)
+    assert _replay(web_app, before).get("/").status_code == 302
 
 
 def test_password_change(web_app, owner_browser, db):
