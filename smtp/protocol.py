@@ -126,7 +126,7 @@ class InboundEnvelope(Envelope):
 
 class InboundSMTP(SMTP):
     def __init__(self, handler, peer_limits: PeerLimits | None = None, command_timeout: float = 60.0,
-                 data_timeout: float = 600.0, **kwargs):
+                 data_timeout: float = 300.0, **kwargs):
         self.peer_limits = peer_limits
         self._deadline_args = (command_timeout, data_timeout)
         self.deadlines: SessionDeadlines | None = None
