@@ -182,6 +182,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("SMTP_MAX_RECIPIENTS", lambda r: parse_int(r, 1), "100", "Most RCPT TO accepted per message."),
     S("SMTP_MAX_CONNECTIONS_PER_IP", lambda r: parse_int(r, 0), "50", "Concurrent inbound sessions one client address may hold per SMTP process (over it: 421 4.7.0); 0 = no limit."),
     S("SMTP_IDLE_TIMEOUT", lambda r: parse_int(r, 1), "300", "Seconds an inbound session may stay idle before it is closed."),
+    S("SMTP_COMMAND_TIMEOUT", lambda r: parse_int(r, 1), "60", "Seconds an inbound command line may take from its first byte to its end (then 421 4.4.2 and the session closes): a client trickling bytes cannot hold a session."),
+    S("SMTP_DATA_TIMEOUT", lambda r: parse_int(r, 1), "300", "Seconds an inbound DATA section may take, plus one second per 10 KiB received (so a big message that keeps streaming is not cut off); then 421 4.4.2 and the session closes."),
     S("SMTP_MAX_RECEIVED_HEADERS", lambda r: parse_int(r, 1), "30", "More Received headers than this is a mail loop (554 5.4.6)."),
     S("SMTP_TLS_CERT", parse_file, "", "PEM certificate for STARTTLS on the inbound server (with SMTP_TLS_KEY). Empty = no STARTTLS."),
     S("SMTP_TLS_KEY", parse_file, "", "PEM private key for SMTP_TLS_CERT."),

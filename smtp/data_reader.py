@@ -1,7 +1,7 @@
 """Reading the DATA section chunk by chunk instead of aiosmtpd's one `readuntil()` per line.
 
 aiosmtpd 1.4.6 spends most of a message's event-loop time in its per-line DATA loop. Here each
-received chunk's complete lines are checked (size, line length, bare CR/LF) and dot-unstuffed with
+received chunk's complete lines are checked (size, line length, bare CR/LF, NUL) and dot-unstuffed with
 a few C-level calls as they arrive, so even a 25 MB message never holds the event loop for long.
 Bytes a pipelining client sent after the terminator are returned so the command loop reads them next.
 """
@@ -21,7 +21,7 @@ READ_SIZE = 1 << 20  # larger than anything StreamReader buffers (2 x limit + on
 @dataclass(frozen=True)
 class DataResult:
     content: bytes | None  # the message with transparency dots removed; None when refused
-    error: str | None  # the refusal reply: too big, a line too long, a bare CR or LF
+    error: str | None  # the refusal reply: too big, a line too long, a bare CR or LF, a NUL
     leftover: bytes  # what followed the terminator: pipelined commands
 
 
@@ -33,19 +33,21 @@ class _Section:
         self.max_text = line_limit - 2  # the longest line, CRLF excluded (a transparency dot included)
         self.blocks: list[bytes] = []
         self.size = 0
-        self.too_big = self.too_long = self.bare = False
+        self.too_big = self.too_long = self.bare = self.nul = False
 
     def add(self, lines: bytes) -> None:
         self.size += len(lines)
         if self.size_limit and self.size > self.size_limit and not self.too_big:
             self.too_big = True
             self.blocks.clear()
-        if self.too_big or self.too_long or self.bare:
+        if self.too_big or self.too_long or self.bare or self.nul:
             return
         if len(lines) > self.max_text and max(map(len, lines.split(b"\r\n"))) > self.max_text:
             self.too_long = True
         elif has_bare_line_ending(lines):
             self.bare = True
+        elif b"\0" in lines:  # a NUL-padded dot line is end-of-data to some MTAs (smuggling); RFC 5321 2.3.8
+            self.nul = True
         else:
             if lines[:1] == b".":  # every block starts at a line start
                 lines = lines[1:]
@@ -63,6 +65,8 @@ class _Section:
             return DataResult(None, replies.LINE_TOO_LONG, leftover)
         if self.bare:
             return DataResult(None, replies.BARE_LINE_ENDING, leftover)
+        if self.nul:
+            return DataResult(None, replies.NUL_IN_DATA, leftover)
         return DataResult(b"".join(self.blocks), None, leftover)
 
 
@@ -83,11 +87,13 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
                 carry = carry[-1:]  # a CR here may pair with an LF in the next chunk
             continue
         lines, carry = buffer[: cut + 2], buffer[cut + 2:]
-        end = 0 if lines.startswith(b".\r\n") else lines.find(TERMINATOR)
+        if lines.startswith(b".\r\n"):  # `lines` starts a line: the terminator line comes first
+            return section.result(lines[3:] + carry)
+        end = lines.find(TERMINATOR)
         if end < 0:
             section.add(lines)
             continue
-        if end > 0:
-            end += 2  # the terminator's own CRLF ends the last line
-        section.add(lines[:end])
-        return section.result(lines[end + 3:] + carry)
+        # The terminator's own CRLF ends the last line, even when it is the first thing in this chunk (an empty
+        # line before the dot): treating a find() at 0 as the dot line left that CRLF as an extra empty command.
+        section.add(lines[: end + 2])
+        return section.result(lines[end + 5:] + carry)

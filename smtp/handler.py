@@ -14,7 +14,7 @@ from . import replies
 from .content import check_content, loop_markers
 from .inbound.pipeline import Arrival, Decision, InboundChecks
 from .inbound.rate_limits import RateLimiter
-from .recipients import RecipientResolver, Resolution, is_mailbox
+from .recipients import RecipientResolver, Resolution, is_mailbox, recipient_refusal
 from .routes import FORWARD, Route
 from .spool import Incoming, Spooler, SpoolError, new_message_id
 
@@ -75,6 +75,8 @@ class InboundHandler:
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
+        if refusal := recipient_refusal(address):
+            return await self._refuse_recipient(server, session, address, refusal)
         resolution = await self._resolve(address, session)
         if resolution is None:
             return replies.TEMPORARY_FAILURE

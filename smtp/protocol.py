@@ -2,8 +2,13 @@
 
 - Replies get RFC 3463 enhanced status codes (aiosmtpd's own replies have none) and our wording for
   oversize lines (500 5.5.6) and messages (552 5.3.4).
-- The idle timer restarts on any bytes received, so a long DATA transfer is not cut off after
-  SMTP_IDLE_TIMEOUT of total time; an idle session is told 421 4.4.2 before it is closed.
+- The idle timer restarts on any bytes received during DATA, so a long DATA transfer is not cut off after
+  SMTP_IDLE_TIMEOUT of total time; between commands only a valid command restarts it (aiosmtpd's rule), so
+  empty lines every few seconds do not keep a session. An idle session is told 421 4.4.2 before it is closed.
+- A command line must be complete within SMTP_COMMAND_TIMEOUT of its first byte, a DATA section within
+  SMTP_DATA_TIMEOUT plus a size allowance (see deadlines): a trickling client is told 421 4.4.2 and dropped.
+- Command arguments with NUL or other control characters are refused (501 5.5.2) before aiosmtpd parses
+  them, and RCPT source routes (`<@a:user@b>`, which aiosmtpd's parser silently drops) are refused as relaying.
 - DATA is read in large chunks (see data_reader), not one `readuntil()` per line.
 - Plain `<local@domain>` addresses are parsed with one regex; anything else goes to aiosmtpd's RFC 5322
   parser, which costs about as much per MAIL/RCPT as the rest of the command.
@@ -23,19 +28,27 @@ import asyncio
 import collections
 import functools
 import inspect
+import logging
 import re
 from typing import Any, AnyStr
 
 import aiosmtpd.smtp
 from aiosmtpd.smtp import MISSING, SMTP, Envelope
 
+from mailferry.logs import get_logger, log
+
 from . import replies
 from .data_reader import read_data
+from .deadlines import SessionDeadlines
+from .handler import peer_host
 from .peer_limits import PeerLimits
 from .routes import Route
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_ANGLE_ADDRESS = re.compile(rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # C0 controls but HT, and DEL
+_SOURCE_ROUTE = re.compile(r"\s*TO:\s*<\s*@", re.IGNORECASE)
+logger = get_logger("smtp.inbound")
 
 
 @functools.lru_cache(maxsize=64)
@@ -91,6 +104,20 @@ def install_aiosmtpd_speedups() -> None:
     aiosmtpd.smtp.dir = fast_dir  # the module's only dir() calls are the two in SMTP.__init__
 
 
+def refuse_control_characters(command):
+    """An smtp_* method that answers 501 5.5.2 instead when its argument holds a control character: a NUL in
+    MAIL FROM was stored and sent on inside the SRS envelope."""
+
+    @functools.wraps(command)
+    async def checked(self, arg: str | None) -> None:
+        if arg and _CONTROL.search(arg):
+            await self.push(replies.CONTROL_CHARACTER)
+            return
+        await command(self, arg)
+
+    return checked
+
+
 class InboundEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
@@ -98,8 +125,11 @@ class InboundEnvelope(Envelope):
 
 
 class InboundSMTP(SMTP):
-    def __init__(self, handler, peer_limits: PeerLimits | None = None, **kwargs):
+    def __init__(self, handler, peer_limits: PeerLimits | None = None, command_timeout: float = 60.0,
+                 data_timeout: float = 300.0, **kwargs):
         self.peer_limits = peer_limits
+        self._deadline_args = (command_timeout, data_timeout)
+        self.deadlines: SessionDeadlines | None = None
         self._counted_peer: str | None = None  # the address this session holds a slot for
         self._refused_peer = False
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
@@ -112,6 +142,8 @@ class InboundSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None  # connection_made runs again after STARTTLS
         super().connection_made(transport)
+        if first:
+            self.deadlines = SessionDeadlines(self.loop, *self._deadline_args, self._deadline_passed)
         if first and self.peer_limits is not None:
             peer = transport.get_extra_info("peername")
             address = peer[0] if peer else ""
@@ -121,6 +153,8 @@ class InboundSMTP(SMTP):
                 self._refused_peer = True
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self.deadlines is not None:
+            self.deadlines.cancel()
         if self._counted_peer is not None and self.peer_limits is not None:
             self.peer_limits.release(self._counted_peer)
             self._counted_peer = None
@@ -139,7 +173,7 @@ class InboundSMTP(SMTP):
         the stream's connected callback, the timeout handle's callback, and the handler task whose CancelledError traceback holds our frames."""
         self._smtp_methods = self._handle_hooks = self._auth_methods = {}
         self._timeout_handle = self._handler_coroutine = self._client_connected_cb = None
-        self.session = self.envelope = self._reader = self._writer = None
+        self.session = self.envelope = self._reader = self._writer = self.deadlines = None
 
     async def _handle_client(self) -> None:
         asyncio.current_task().add_done_callback(self._session_over)
@@ -160,12 +194,26 @@ class InboundSMTP(SMTP):
                 status = replies.with_enhanced_code(status)
         await super().push(status)
 
+    @refuse_control_characters
     async def smtp_HELO(self, hostname: str) -> None:
         await self._plain(super().smtp_HELO(hostname))
 
+    @refuse_control_characters
     async def smtp_EHLO(self, hostname: str) -> None:
         self.command_size_limits.clear()
         await self._plain(super().smtp_EHLO(hostname))
+
+    smtp_MAIL = refuse_control_characters(SMTP.smtp_MAIL)
+    smtp_VRFY = refuse_control_characters(SMTP.smtp_VRFY)
+    smtp_EXPN = refuse_control_characters(SMTP.smtp_EXPN)
+    smtp_NOOP = refuse_control_characters(SMTP.smtp_NOOP)
+
+    @refuse_control_characters
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if arg and _SOURCE_ROUTE.match(arg):
+            await self.push(replies.SOURCE_ROUTE)
+            return
+        await super().smtp_RCPT(arg)
 
     async def _plain(self, coroutine) -> None:
         """HELO/EHLO replies carry no enhanced code (RFC 2034); every push inside is sent as is."""
@@ -185,11 +233,15 @@ class InboundSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self.deadlines.data_started()
         try:
             result = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
         except asyncio.CancelledError:
             self._writer.close()
             raise
+        finally:
+            if self.deadlines is not None:
+                self.deadlines.data_ended()
         if result.leftover:
             # Nothing was awaited since the read that drained the buffer: these bytes go back in order.
             self._reader.feed_data(result.leftover)
@@ -215,9 +267,19 @@ class InboundSMTP(SMTP):
             self.loop.call_soon(self.transport.close)
 
     def data_received(self, data: bytes) -> None:
-        if self.transport is not None:
-            self._reset_timeout()
+        if self.transport is not None and self.deadlines is not None:
+            self.deadlines.received(data)
+            if self.deadlines.in_data:
+                self._reset_timeout()
         super().data_received(data)
+
+    def _deadline_passed(self, which: str) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        reply = replies.DATA_TIMEOUT if which == "data" else replies.COMMAND_TIMEOUT
+        log(logger, logging.INFO, "closing: deadline passed", peer=peer_host(self.session), deadline=which)
+        self.transport.write(reply.format(host=self.hostname).encode("ascii") + b"\r\n")
+        self.transport.close()
 
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

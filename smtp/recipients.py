@@ -17,6 +17,10 @@ from .routes import SRS_RETURN, Route
 from .srs import Srs, SrsError
 
 MAX_LOCAL_PART_OCTETS = 64  # RFC 5321 4.5.3.1.1
+MAX_DOMAIN_OCTETS = 255  # RFC 5321 4.5.3.1.2
+# Sender-specified routing inside a local part (user%host@us, host!user@us, "user@host"@us): we route by
+# alias only, and a catch-all must not take them either (Postfix: allow_untrusted_routing = no).
+ROUTING_CHARACTERS = frozenset("%!@")
 # Every domain we accept mail for must take postmaster (RFC 5321 4.5.1) and should take abuse (RFC 2142): without
 # an alias of their own they go to the domain owner's account address.
 ROLE_ADDRESSES = frozenset({"postmaster", "abuse"})
@@ -24,6 +28,7 @@ CACHE_MAX_ENTRIES = 10_000
 _POLICY_COLUMNS = (Domain.dmarc_reject_policy, Domain.dmarc_quarantine_policy, Domain.spam_action,
                    Domain.spam_threshold)
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,21 @@ def is_mailbox(address: str) -> bool:
     """local@domain with both parts present and a syntactically valid domain (aiosmtpd accepts far less)."""
     local, _, domain = address.rpartition("@")
     return bool(local) and bool(_DOMAIN.match(domain)) and not any(c.isspace() for c in address)
+
+
+def recipient_refusal(address: str) -> str | None:
+    """The refusal for a RCPT address that no lookup could accept, or None: a domain that is not a host name
+    (a trailing dot, an empty or over-long label, over 255 octets), sender-specified routing in the local part.
+    IP literals and unknown domains are left to the lookup, which denies them as relaying."""
+    if address.lower() == "postmaster":
+        return None
+    local, _, domain = address.rpartition("@")
+    if not domain.startswith("["):
+        if len(domain) > MAX_DOMAIN_OCTETS or not all(_LABEL.fullmatch(label) for label in domain.split(".")):
+            return replies.MALFORMED_ADDRESS
+    if not Srs.is_srs(address) and not ROUTING_CHARACTERS.isdisjoint(local):
+        return replies.RELAY_DENIED
+    return None
 
 
 def lookup_candidates(local: str) -> list[str]:

@@ -11,15 +11,20 @@ QUEUED = "250 2.0.0 Ok: queued as {id}"
 LINE_TOO_LONG = "500 5.5.6 Line too long"
 MESSAGE_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+CONTROL_CHARACTER = "501 5.5.2 Control characters are not allowed in commands"
+SOURCE_ROUTE = "550 5.7.1 Source routes are not accepted: relay access denied"
 MALFORMED_ADDRESS = "553 5.1.3 Malformed address"
 LOCAL_PART_TOO_LONG = "553 5.1.3 Local part longer than 64 octets"
 UNKNOWN_RECIPIENT = "550 5.1.1 No such recipient here"
 BAD_SRS_ADDRESS = "550 5.1.1 Invalid or expired SRS address"
 RELAY_DENIED = "550 5.7.1 Relay access denied"
 BARE_LINE_ENDING = "550 5.6.11 Message contains bare CR or bare LF, use CRLF line endings"
+NUL_IN_DATA = "554 5.6.0 Message contains NUL bytes"
 MAIL_LOOP = "554 5.4.6 Too many Received headers: mail loop"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
 TOO_MANY_ERRORS = "421 4.7.0 Too many refused recipients, closing connection"
+COMMAND_TIMEOUT = "421 4.4.2 {host} Command line not completed in time, closing connection"
+DATA_TIMEOUT = "421 4.4.2 {host} Message data not completed in time, closing connection"
 IDLE_TIMEOUT = "421 4.4.2 {host} Idle timeout, closing connection"
 TOO_MANY_CONNECTIONS = "421 4.7.0 {host} Too many connections from your address, try again later"
 SHUTTING_DOWN = "421 4.3.2 {host} Service shutting down"
@@ -27,6 +32,7 @@ SHUTTING_DOWN = "421 4.3.2 {host} Service shutting down"
 # aiosmtpd's own replies carry no enhanced status code; these are the ones whose text we replace outright.
 REWRITES = {
     "500 Command line too long": LINE_TOO_LONG,
+    "553 5.1.3 Error: malformed address": MALFORMED_ADDRESS,
     "500 Line too long (see RFC5321 4.5.3.1.6)": LINE_TOO_LONG,
     "552 Error: Too much mail data": MESSAGE_TOO_BIG,
     "552 Error: message size exceeds fixed maximum message size": MESSAGE_TOO_BIG,

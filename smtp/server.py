@@ -85,6 +85,8 @@ class InboundServer:
             data_size_limit=self.settings.SMTP_MAX_MESSAGE_SIZE,
             tls_context=self.tls_context,
             timeout=self.settings.SMTP_IDLE_TIMEOUT,
+            command_timeout=self.settings.SMTP_COMMAND_TIMEOUT,
+            data_timeout=self.settings.SMTP_DATA_TIMEOUT,
             command_call_limit=COMMAND_LIMITS,
             loop=self._loop,
         )

@@ -35,7 +35,7 @@ def test_check_content_loop_limit():
     ("503 Error: need RCPT command", "503 5.5.1 Error: need RCPT command"),
     ("500 Command line too long", replies.LINE_TOO_LONG),
     ("552 Error: Too much mail data", replies.MESSAGE_TOO_BIG),
-    ("553 5.1.3 Error: malformed address", "553 5.1.3 Error: malformed address"),
+    ("553 5.1.3 Error: malformed address", replies.MALFORMED_ADDRESS),
     ("354 End data with <CR><LF>.<CR><LF>", "354 End data with <CR><LF>.<CR><LF>"),
     (replies.UNKNOWN_RECIPIENT, replies.UNKNOWN_RECIPIENT),
 ])

@@ -119,3 +119,19 @@ def test_many_chunks_reassemble_exactly():
     wire = b"".join(lines) + b".\r\n"
     chunks = [wire[i:i + 4093] for i in range(0, len(wire), 4093)]
     assert run(chunks, size_limit=None).content == b"".join(lines)
+
+
+@pytest.mark.parametrize("chunks, content", [
+    ([b"\r\n.\r\nNOOP\r\n"], b"\r\n"),                           # DATA at once followed by an empty message
+    ([b"body\r\n", b"\r\n.\r\nNOOP\r\n"], b"body\r\n\r\n"),        # the empty last line arrives with the dot
+    ([b"body\r\n\r\n", b".\r\nNOOP\r\n"], b"body\r\n\r\n"),
+])
+def test_an_empty_last_line_leaves_nothing_behind_but_the_next_command(chunks, content):
+    result = run(chunks)
+    assert (result.content, result.error, result.leftover) == (content, None, b"NOOP\r\n")
+
+
+@pytest.mark.parametrize("body", [b"a\x00b", b"one\r\n\x00.\r\ntwo", b"\x00", b"x" * 500 + b"\x00"])
+def test_nul_is_refused_and_the_section_still_ends_at_the_terminator(body):
+    result = run([b"Subject: x\r\n\r\n" + body + b"\r\n.\r\nNOOP\r\n"])
+    assert (result.content, result.error, result.leftover) == (None, replies.NUL_IN_DATA, b"NOOP\r\n")
