@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Mapping
 
 # Defaults that were published in .env.example or the settings table: known to everyone, never a secret.
 PUBLIC_SECRET_KEYS = frozenset({"dev-insecure-change-me"})
@@ -32,6 +33,19 @@ def weakness(key: str) -> str | None:
 
 def new_secret_key() -> str:
     return secrets.token_urlsafe(48)
+
+
+def key_for_development(env_file: str, environ: Mapping[str, str], file_values: Mapping[str, str]) -> tuple[str, bool]:
+    """(the SECRET_KEY `make run` gives its processes, whether it was just written into `env_file`).
+
+    A strong key from the environment or the file is kept; otherwise a new random one is stored in the file, so
+    the next run finds it and DKIM keys encrypted with it stay readable."""
+    for key in (environ.get("SECRET_KEY", ""), file_values.get("SECRET_KEY", "")):
+        if weakness(key) is None:
+            return key, False
+    key = new_secret_key()
+    store_in_env_file(env_file, key)
+    return key, True
 
 
 def store_in_env_file(path: str, key: str) -> None:

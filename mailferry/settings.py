@@ -364,10 +364,10 @@ def _use_strong_secrets(values: dict) -> None:
         values[name] = new_secret_key()
 
 
-def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+def settings_or_exit(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
     """For entry points: a bad setting prints one line naming it and exits with code 2."""
     try:
-        return load_settings(environ)
+        return load_settings(environ, env_file)
     except SettingsError as exc:
         print(f"mailferry: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
