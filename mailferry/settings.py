@@ -19,6 +19,7 @@ from typing import Any
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from .control_chars import PROBLEM, first_control_character
 from .secret_keys import HOW_TO_MAKE, MIN_SECRET_LENGTH, new_secret_key, weakness
 
 DELIVERY_MODES = ("direct", "relay", "hybrid", "smart")
@@ -142,6 +143,11 @@ def parse_relays(raw: str) -> tuple[dict, ...]:
         raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) and r.get("host") for r in data):
         raise ValueError('expected a JSON list of objects each with a "host", e.g. [{"host": "smtp.example.com"}]')
+    for i, relay in enumerate(data):
+        for key, value in relay.items():
+            found = isinstance(value, str) and first_control_character(value)
+            if found:
+                raise ValueError(f"relay {i + 1}: {key} {PROBLEM} (found {found})")
     return tuple(data)
 
 
@@ -337,6 +343,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = source.get(setting.name, setting.default)
+        found = first_control_character(raw.strip())
+        if found:  # host names, users and passwords reach SMTP commands: a line break would add one
+            raise SettingsError(setting.name, f"{PROBLEM} (found {found})")
         try:
             values[setting.name] = setting.parse(raw)
         except ValueError as exc:

@@ -68,6 +68,11 @@ def test_values_parse(name, raw, expected):
     ({"RSPAMD_URL": "https://rspamd.test:11333/checkv2"}, "RSPAMD_URL", "http://host:port"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "DEBUG"),
     ({"WORKER_NICE": "20"}, "WORKER_NICE", "0-19"),
+    ({"SMTP_HOSTNAME": "mx.test\r\n250 injected"}, "SMTP_HOSTNAME", "found a carriage return (CR)"),
+    ({"SMTP_HOST": "relay.test\nRCPT TO:<x@evil.test>"}, "SMTP_HOST", "found a line feed (LF)"),
+    ({"SMTP_USER": "user\x00"}, "SMTP_USER", "found a NUL byte"),
+    ({"SMTP_RELAYS": '[{"host": "r.test", "user": "u\\r\\nX"}]'}, "SMTP_RELAYS", "relay 1: user must not contain"),
+    ({"SMTP_RELAYS": '[{"host": "r.test\\n"}]'}, "SMTP_RELAYS", "relay 1: host must not contain"),
 ])
 def test_bad_values_name_the_setting(env, name, fragment):
     with pytest.raises(SettingsError) as info:
@@ -84,6 +89,13 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
     assert settings.SMTP_HOSTNAME == "mx.from-file.test"
     assert settings.RQ_QUEUE == "fromenv"
     assert settings.LOG_LEVEL == "WARNING"
+
+
+def test_a_line_break_escaped_in_a_quoted_env_value_is_refused(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text('SMTP_HOSTNAME="mx.test\\nMAIL FROM:<x@evil.test>"\n')
+    with pytest.raises(SettingsError, match="SMTP_HOSTNAME: must not contain line breaks"):
+        load_settings({"SECRET_KEY": TEST_SECRET_KEY}, env_file=str(env_file))
 
 
 def test_env_file_with_a_broken_line_names_the_line(tmp_path):
