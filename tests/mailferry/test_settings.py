@@ -236,6 +236,17 @@ def test_entry_points_refuse_the_public_key_with_one_line(args, tmp_path):
     assert "secrets.token_urlsafe(48)" in line
 
 
+def test_gunicorn_exits_2_instead_of_booting_workers_forever(tmp_path):
+    """gunicorn.conf.py checks the settings in the master: without it each worker exits 2 and is replaced."""
+    harmless = {"DATABASE_URL": f"sqlite:///{tmp_path}/unused.db", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = _run_entry(["-m", "gunicorn", "wsgi:app", "--bind", "127.0.0.1:0", "--workers", "1"],
+                        {**harmless, "SECRET_KEY": PUBLIC_KEY}, ROOT, timeout=20)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "configuration error" in line]
+    assert errors == [result.stderr.strip().splitlines()[-1]]
+    assert errors[0].startswith("mailferry: configuration error: SECRET_KEY: is the public default")
+
+
 def test_the_cli_starts_with_the_public_key_in_development():
     result = _run_entry(["-m", "flask", "--app", "wsgi", "routes"],
                         {"SECRET_KEY": PUBLIC_KEY, "MAILFERRY_ENV": "development"}, ROOT)
