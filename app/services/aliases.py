@@ -95,7 +95,8 @@ def list_aliases(session: Session, actor: Actor = SYSTEM, domain: Domain | None 
     if domain is not None:
         query = query.where(Alias.domain_id == domain.id)
     if search:
-        query = query.where(Alias.local_part.contains(search.strip().lower(), autoescape=True))
+        term = refuse_control_characters(search.strip().lower(), "q", "the search")
+        query = query.where(Alias.local_part.contains(term, autoescape=True))
     return list(session.scalars(query.order_by(Domain.name, Alias.local_part)))
 
 

@@ -49,3 +49,15 @@ def test_alias_update(owner_api, owner_domain, db, body, field):
     with db.session() as s:
         alias = s.get(Alias, alias_id)
         assert (alias.destinations, alias.note) == (["kept@gmail.test"], "kept")
+
+
+@pytest.mark.parametrize("path", ["/domains/{d}/aliases?q=a%00b", "/domains/{d}/messages?q=a%0D%0Ab"])
+def test_searches_refuse_control_characters_instead_of_failing(owner_api, owner_domain, path):
+    """A NUL made PostgreSQL raise (500) inside the search; now it is a 400 about the parameter."""
+    _refused(owner_api("GET", path.format(d=owner_domain)), "q")
+
+
+@pytest.mark.parametrize("method, suffix", [("GET", ""), ("POST", "/retry"), ("POST", "/give-up")])
+def test_a_message_id_with_a_nul_is_not_found(owner_api, method, suffix):
+    response = owner_api(method, f"/messages/a%00b{suffix}")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
