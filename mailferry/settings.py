@@ -19,10 +19,14 @@ from typing import Any
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from .control_chars import PROBLEM, first_control_character
+from .secret_keys import HOW_TO_MAKE, MIN_SECRET_LENGTH, new_secret_key, weakness
+
 DELIVERY_MODES = ("direct", "relay", "hybrid", "smart")
 DMARC_REJECT_ACTIONS = ("reject", "rewrite", "quarantine")
 DMARC_QUARANTINE_ACTIONS = ("quarantine", "reject", "forward")
 SPAM_ACTIONS = ("forward", "quarantine", "reject")
+ENVIRONMENTS = ("production", "development")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -139,6 +143,11 @@ def parse_relays(raw: str) -> tuple[dict, ...]:
         raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) and r.get("host") for r in data):
         raise ValueError('expected a JSON list of objects each with a "host", e.g. [{"host": "smtp.example.com"}]')
+    for i, relay in enumerate(data):
+        for key, value in relay.items():
+            found = isinstance(value, str) and first_control_character(value)
+            if found:
+                raise ValueError(f"relay {i + 1}: {key} {PROBLEM} (found {found})")
     return tuple(data)
 
 
@@ -170,7 +179,8 @@ class Setting:
 
 S = Setting
 SETTINGS: tuple[Setting, ...] = (
-    S("SECRET_KEY", parse_str, "dev-insecure-change-me", "Signs sessions, derives the key that encrypts DKIM private keys at rest. Set a long random value in production."),
+    S("SECRET_KEY", parse_str, "", f"Signs sessions, keys the SRS hash and derives the key that encrypts DKIM private keys at rest: a random value of at least {MIN_SECRET_LENGTH} characters, without which nothing starts in production; {HOW_TO_MAKE}. Changing it logs everyone out and makes stored DKIM keys unreadable."),
+    S("MAILFERRY_ENV", lambda r: parse_choice(r, ENVIRONMENTS), "production", "production or development. development (`make run` sets it) starts without a strong SECRET_KEY, using a random one for that process, and `make run` writes one into .env on its first run."),
     S("DATABASE_URL", parse_str, "sqlite:///var/mailferry.db", "SQLAlchemy URL: sqlite:///path or postgresql://user@host/db."),
     S("REDIS_URL", parse_str, "redis://127.0.0.1:6379/0", "Redis for the RQ job queue, rate limits and circuit breakers."),
     S("RQ_QUEUE", parse_str, "mailferry", "Name of the RQ queue the SMTP server enqueues deliveries on."),
@@ -214,7 +224,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("DNS_TIMEOUT", lambda r: parse_int(r, 1), "5", "Seconds before a DNS lookup gives up."),
     S("MX_CACHE_MIN_TTL", lambda r: parse_int(r, 0), "60", "Lower clamp, in seconds, on how long an MX answer is cached."),
     S("MX_CACHE_MAX_TTL", lambda r: parse_int(r, 1), "3600", "Upper clamp, in seconds, on how long an MX answer is cached."),
-    S("SRS_SECRET", parse_str, "", "Key of the SRS hash. Empty = derived from SECRET_KEY. Changing it invalidates bounce addresses in flight."),
+    S("SRS_SECRET", parse_str, "", f"Key of the SRS hash (at least {MIN_SECRET_LENGTH} characters). Empty = derived from SECRET_KEY. Changing it invalidates bounce addresses in flight."),
     S("SRS_MAX_AGE_DAYS", lambda r: parse_int(r, 1), "21", "Days an SRS address stays valid for bounces."),
     S("RETRY_SCHEDULE", parse_schedule, "1m,5m,15m,30m,1h,2h,4h", "Waits between delivery attempts (s/m/h/d); the last one repeats."),
     S("MAX_QUEUE_LIFETIME", parse_duration, "5d", "How long a deferred message is retried before it bounces."),
@@ -336,6 +346,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = source.get(setting.name, setting.default)
+        found = first_control_character(raw.strip())
+        if found:  # host names, users and passwords reach SMTP commands: a line break would add one
+            raise SettingsError(setting.name, f"{PROBLEM} (found {found})")
         try:
             values[setting.name] = setting.parse(raw)
         except ValueError as exc:
@@ -345,13 +358,28 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     if values["DATABASE_URL"].startswith("postgres://"):
         values["DATABASE_URL"] = "postgresql://" + values["DATABASE_URL"][len("postgres://"):]
     _check_together(values)
+    _use_strong_secrets(values)
     return Settings(values)
 
 
-def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+def _use_strong_secrets(values: dict) -> None:
+    """A weak SECRET_KEY or SRS_SECRET stops production; development replaces it with a random key for this
+    process, so no mode derives sessions, SRS or the DKIM encryption key from a value anyone can know."""
+    for name in ("SECRET_KEY", "SRS_SECRET"):
+        if name == "SRS_SECRET" and not values[name]:
+            continue  # derived from SECRET_KEY, checked above
+        problem = weakness(values[name])
+        if problem is None:
+            continue
+        if values["MAILFERRY_ENV"] != "development":
+            raise SettingsError(name, f"{problem}; {HOW_TO_MAKE} (MAILFERRY_ENV=development runs with a throwaway key)")
+        values[name] = new_secret_key()
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
     """For entry points: a bad setting prints one line naming it and exits with code 2."""
     try:
-        return load_settings(environ)
+        return load_settings(environ, env_file)
     except SettingsError as exc:
         print(f"mailferry: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -3,11 +3,14 @@
 Embedded defaults: SQLite under var/, REDIS_URL when it answers or else a Redis of our own (from
 `redis-server` on PATH, installing Debian's package when missing), a self-signed certificate for STARTTLS,
 port 2525 for SMTP when not root and SMTP_LISTEN is not configured, and an rspamd of our own (under
-var/rspamd) when RSPAMD_URL is not configured and rspamd is installed. Everything else comes from `.env`.
+var/rspamd) when RSPAMD_URL is not configured and rspamd is installed. Everything else comes from `.env`
+(or the file `--env-file` names). It runs in development mode (MAILFERRY_ENV=development) and, without a
+strong SECRET_KEY, writes a random one into that file on the first run and uses it from then on.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -22,6 +25,7 @@ sys.path.insert(0, ROOT)
 
 from mailferry.queue import make_redis  # noqa: E402
 from mailferry.rspamd_config import prepare_dir, rspamd_command, wait_until_pings, write_config  # noqa: E402
+from mailferry.secret_keys import key_for_development  # noqa: E402
 from mailferry.settings import Settings, read_env_file, settings_or_exit  # noqa: E402
 
 VAR = os.path.join(ROOT, "var")
@@ -31,8 +35,15 @@ def say(text: str) -> None:
     print(f"mailferry: {text}", file=sys.stderr, flush=True)
 
 
-def configured(name: str) -> bool:
-    return name in os.environ or (os.path.exists(".env") and name in read_env_file(".env"))
+def child_environment(env_file: str, environ: dict[str, str]) -> dict[str, str]:
+    """The children's environment: the env file's values under the environment, and a SECRET_KEY that stays
+    the same from run to run (the children run in ROOT, so they would not read another env file)."""
+    file_values = read_env_file(env_file) if os.path.exists(env_file) else {}
+    env = {**file_values, **environ, "PYTHONUNBUFFERED": "1"}
+    env["SECRET_KEY"], written = key_for_development(env_file, environ, file_values)
+    if written:
+        say(f"wrote a new random SECRET_KEY into {env_file}; keep it: it encrypts the DKIM keys")
+    return env
 
 
 def redis_answers(url: str) -> bool:
@@ -85,7 +96,7 @@ def free_loopback_port(preferred: int) -> int:
 
 def start_rspamd(env: dict[str, str]) -> subprocess.Popen | None:
     """Without RSPAMD_URL: a private rspamd on loopback (config and data under var/rspamd, system resolver)."""
-    if configured("RSPAMD_URL"):
+    if "RSPAMD_URL" in env:
         return None
     binary = shutil.which("rspamd")
     if not binary:
@@ -168,13 +179,17 @@ def supervise(procs: dict[str, subprocess.Popen]) -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run SMTP server, worker and dashboard until Ctrl-C.")
+    parser.add_argument("--env-file", default=os.path.join(ROOT, ".env"), help="settings file (default: .env)")
+    env_file = os.path.abspath(parser.parse_args(argv).env_file)
     os.chdir(ROOT)
-    settings = settings_or_exit()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if not configured("ALLOW_PRIVATE_DESTINATIONS"):
-        env["ALLOW_PRIVATE_DESTINATIONS"] = "true"  # a developer's MX hosts are often on loopback or the LAN
-    if not configured("SMTP_LISTEN") and os.geteuid() != 0:
+    environ = dict(os.environ, MAILFERRY_ENV="development")
+    settings = settings_or_exit(environ, env_file)
+    env = child_environment(env_file, environ)
+    # a developer's MX hosts are often on loopback or the LAN
+    env.setdefault("ALLOW_PRIVATE_DESTINATIONS", "true")
+    if "SMTP_LISTEN" not in env and os.geteuid() != 0:
         env["SMTP_LISTEN"] = "0.0.0.0:2525"  # port 25 needs root; a non-root developer gets 2525
     procs: dict[str, subprocess.Popen] = {}
     redis = start_redis(settings.REDIS_URL, env)

@@ -70,9 +70,13 @@ def redis_conn(redis_url):
     conn.close()
 
 
+# Long enough for the SECRET_KEY rule (mailferry/secret_keys.py); every test process is started with it.
+TEST_SECRET_KEY = "test-secret-key-for-the-suite-only-0123456789abcdef"
+
+
 def make_settings(**overrides) -> Settings:
     """Settings from defaults plus overrides, never reading os.environ or .env."""
-    env = {"SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": "test-secret-key-0123456789", "LOG_LEVEL": "DEBUG",
+    env = {"SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": TEST_SECRET_KEY, "LOG_LEVEL": "DEBUG",
            "ALLOW_PRIVATE_DESTINATIONS": "true"}  # every test MX is a sink on loopback
     env.update({k: str(v) for k, v in overrides.items()})
     return load_settings(env, env_file=None)

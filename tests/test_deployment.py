@@ -135,3 +135,20 @@ def test_smtp_scans_with_the_bundled_rspamd_once_it_is_healthy():
     for name in ("smtp", "worker", "web"):
         assert services[name]["environment"]["RSPAMD_URL"] == "http://rspamd:11333"
     assert services["smtp"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_every_mailferry_service_requires_a_secret_key_from_the_operator():
+    """Compose stops with this message when SECRET_KEY is unset or empty (`${VAR:?message}`): no default key."""
+    for name in SERVICES - IMAGES:
+        value = _compose()["services"][name]["environment"]["SECRET_KEY"]
+        required = re.fullmatch(r"\$\{SECRET_KEY:\?([^}]+)\}", value)
+        assert required, f"{name}: SECRET_KEY must be ${{SECRET_KEY:?...}}, got {value!r}"
+        assert "secrets.token_urlsafe(48)" in required.group(1)
+
+
+def test_the_image_does_not_bake_in_a_secret_or_development_mode():
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        dockerfile = f.read()
+    assert "SECRET_KEY" not in dockerfile and "MAILFERRY_ENV" not in dockerfile
+    with open(os.path.join(ROOT, ".dockerignore"), encoding="utf-8") as f:
+        assert ".env" in f.read().split()  # `COPY . .` would put the operator's key into an image layer

@@ -185,7 +185,7 @@ def add_alias(domain_id: int):
         domain = domains.get_domain(s, domain_id, api_actor())
         alias = aliases.add_alias(s, f"{local.strip()}@{domain.name}", [str(t) for t in targets], api_actor(),
                                   note=_field(data, "note", str, default=""),
-                                  enabled=_field(data, "enabled", bool, default=True))
+                                  enabled=_field(data, "enabled", bool, default=True), address_field="local_part")
         return jsonify(alias=aliases.alias_dict(alias)), 201
 
 

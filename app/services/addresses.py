@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from .control_chars import refuse_control_characters
 from .errors import INVALID, ServiceError
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -15,7 +16,7 @@ MAX_ADDRESS = 254
 
 def normalise_domain(name: str, field: str = "domain") -> str:
     """Lower-case ASCII (IDNA/punycode) form of a domain name; raises ServiceError(invalid)."""
-    raw = (name or "").strip().rstrip(".")
+    raw = refuse_control_characters((name or "").strip().rstrip("."), field, "a domain name")
     if not raw:
         raise ServiceError(INVALID, "a domain name is required", field)
     try:
@@ -32,7 +33,7 @@ def normalise_domain(name: str, field: str = "domain") -> str:
 
 def split_address(address: str, field: str = "address") -> tuple[str, str]:
     """(local part as typed, normalised domain); raises ServiceError(invalid)."""
-    raw = (address or "").strip()
+    raw = refuse_control_characters((address or "").strip(), field, "a mail address")
     local, sep, domain = raw.rpartition("@")
     if not sep or not local:
         raise ServiceError(INVALID, f"{raw!r} is not a mail address (like name@example.com)", field)

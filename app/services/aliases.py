@@ -10,6 +10,7 @@ from mailferry.models import CATCH_ALL, Alias, Domain
 
 from .access import SYSTEM, Actor
 from .addresses import normalise_destination, split_address, validate_alias_local_part
+from .control_chars import refuse_control_characters
 from .domains import get_domain, scoped
 from .errors import EXISTS, INVALID, NOT_FOUND, ServiceError
 
@@ -40,29 +41,30 @@ def _check_no_self_loop(alias_address: str, destinations: list[str]) -> None:
 
 
 def _check_note(note: str) -> str:
-    note = (note or "").strip()
+    note = refuse_control_characters((note or "").strip(), "note", "the note")
     if len(note) > MAX_NOTE:
         raise ServiceError(INVALID, f"the note may have at most {MAX_NOTE} characters", "note")
     return note
 
 
 def add_alias(session: Session, address: str, destinations: str | list[str], actor: Actor = SYSTEM,
-              note: str = "", enabled: bool = True) -> Alias:
-    """ADDRESS is local@domain or *@domain (the catch-all) on a domain the actor may see."""
-    local, domain_name = split_address(address)
+              note: str = "", enabled: bool = True, address_field: str = "address") -> Alias:
+    """ADDRESS is local@domain or *@domain (the catch-all) on a domain the actor may see; errors about it name
+    `address_field` (the API takes the local part as local_part)."""
+    local, domain_name = split_address(address, address_field)
     domain = get_domain(session, domain_name, actor)
-    local_part = CATCH_ALL if local.strip() == CATCH_ALL else validate_alias_local_part(local)
+    local_part = CATCH_ALL if local.strip() == CATCH_ALL else validate_alias_local_part(local, address_field)
     targets = parse_destinations(destinations)
     _check_no_self_loop(f"{local_part}@{domain.name}", targets)
     if _find(session, domain, local_part) is not None:
-        raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", "address")
+        raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", address_field)
     alias = Alias(domain_id=domain.id, local_part=local_part, destinations=targets, enabled=enabled,
                   note=_check_note(note), forwarded_count=0, bounced_count=0)
     session.add(alias)
     try:
         session.flush()
     except IntegrityError:  # added concurrently between the check and the insert
-        raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", "address") from None
+        raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", address_field) from None
     return alias
 
 
@@ -93,7 +95,8 @@ def list_aliases(session: Session, actor: Actor = SYSTEM, domain: Domain | None 
     if domain is not None:
         query = query.where(Alias.domain_id == domain.id)
     if search:
-        query = query.where(Alias.local_part.contains(search.strip().lower(), autoescape=True))
+        term = refuse_control_characters(search.strip().lower(), "q", "the search")
+        query = query.where(Alias.local_part.contains(term, autoescape=True))
     return list(session.scalars(query.order_by(Domain.name, Alias.local_part)))
 
 

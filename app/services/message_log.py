@@ -16,12 +16,14 @@ from sqlalchemy import and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from mailferry.control_chars import first_control_character
 from mailferry.logs import log
 from mailferry.models import Delivery, DeliveryAttempt, Domain, Message, utcnow
 from mailferry.models.message import BOUNCED, DEFERRED, DONE, FINAL_DELIVERY_STATES, PENDING, QUEUED
 from mailferry.queue import enqueue_messages, job_id_for
 
 from .access import SYSTEM, Actor, sees_everything
+from .control_chars import refuse_control_characters
 from .errors import FORBIDDEN, INVALID, NOT_FOUND, UNAVAILABLE, ServiceError
 
 logger = logging.getLogger("mailferry.message_log")
@@ -46,7 +48,7 @@ def list_messages(session: Session, actor: Actor = SYSTEM, domain_id: int | None
     """Newest first. `search` matches the sender, the alias address or a destination (substring)."""
     condition = (Delivery.message_id == Message.id) & _visible(actor, domain_id)
     if search:
-        term = search.strip().lower()
+        term = refuse_control_characters(search.strip().lower(), "q", "the search")
         address = or_(func.lower(Delivery.recipient).contains(term, autoescape=True),
                       func.lower(Delivery.destination).contains(term, autoescape=True))
         sender = func.lower(Message.mail_from).contains(term, autoescape=True)
@@ -57,6 +59,8 @@ def list_messages(session: Session, actor: Actor = SYSTEM, domain_id: int | None
 
 
 def get_message(session: Session, message_id: str, actor: Actor = SYSTEM) -> Message:
+    if first_control_character(message_id):  # no id has one, and PostgreSQL cannot even compare a NUL
+        raise ServiceError(NOT_FOUND, f"no message {message_id!r}", "message")
     message = session.scalar(select(Message).where(
         Message.id == message_id, exists().where((Delivery.message_id == Message.id) & _visible(actor))))
     if message is None:

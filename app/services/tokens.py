@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mailferry.models import ApiToken, User, utcnow
 
 from .access import Actor
+from .control_chars import refuse_control_characters
 from .errors import INVALID, NOT_FOUND, ServiceError
 
 TOKEN_PREFIX = "mf_"
@@ -24,7 +25,7 @@ def _digest(secret: str) -> str:
 
 def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
     """(the stored token, the secret to show once)."""
-    name = (name or "").strip()
+    name = refuse_control_characters((name or "").strip(), "name", "the token name")
     if len(name) > MAX_NAME:
         raise ServiceError(INVALID, f"the token name may have at most {MAX_NAME} characters", "name")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)

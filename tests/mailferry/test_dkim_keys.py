@@ -8,8 +8,9 @@ from cryptography.hazmat.primitives import serialization
 from app.services.dkim_keys import activate_key, generate_key
 from mailferry.dkim_keys import signing_key
 from mailferry.models import Domain, User
+from tests.conftest import TEST_SECRET_KEY
 
-SECRET = "test-secret-key-0123456789"
+SECRET = TEST_SECRET_KEY
 
 
 def _domain(s, name: str) -> Domain:

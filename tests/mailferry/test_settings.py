@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from mailferry.secret_keys import MIN_SECRET_LENGTH, PUBLIC_SECRET_KEYS
 from mailferry.settings import SETTINGS, SettingsError, load_settings
-from tests.conftest import make_settings
+from tests.conftest import TEST_SECRET_KEY, make_settings
+
+PUBLIC_KEY = sorted(PUBLIC_SECRET_KEYS)[0]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_defaults_parse():
-    settings = load_settings({}, env_file=None)
+    settings = load_settings({"SECRET_KEY": TEST_SECRET_KEY}, env_file=None)
+    assert settings.MAILFERRY_ENV == "production"
     assert settings.SMTP_LISTEN == ("0.0.0.0", 25)
     assert settings.SMTP_MAX_MESSAGE_SIZE == 25 * 1024 * 1024
     assert settings.SMTP_DELIVERY_MODE == "direct"
@@ -38,7 +43,7 @@ def test_defaults_parse():
     ("DATABASE_URL", "postgres://u@h/db", "postgresql://u@h/db"),
 ])
 def test_values_parse(name, raw, expected):
-    assert getattr(load_settings({name: raw}, env_file=None), name) == expected
+    assert getattr(load_settings({"SECRET_KEY": TEST_SECRET_KEY, name: raw}, env_file=None), name) == expected
 
 
 @pytest.mark.parametrize("env, name, fragment", [
@@ -64,6 +69,11 @@ def test_values_parse(name, raw, expected):
     ({"RSPAMD_URL": "https://rspamd.test:11333/checkv2"}, "RSPAMD_URL", "http://host:port"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "DEBUG"),
     ({"WORKER_NICE": "20"}, "WORKER_NICE", "0-19"),
+    ({"SMTP_HOSTNAME": "mx.test\r\n250 injected"}, "SMTP_HOSTNAME", "found a carriage return (CR)"),
+    ({"SMTP_HOST": "relay.test\nRCPT TO:<x@evil.test>"}, "SMTP_HOST", "found a line feed (LF)"),
+    ({"SMTP_USER": "user\x00"}, "SMTP_USER", "found a NUL byte"),
+    ({"SMTP_RELAYS": '[{"host": "r.test", "user": "u\\r\\nX"}]'}, "SMTP_RELAYS", "relay 1: user must not contain"),
+    ({"SMTP_RELAYS": '[{"host": "r.test\\n"}]'}, "SMTP_RELAYS", "relay 1: host must not contain"),
 ])
 def test_bad_values_name_the_setting(env, name, fragment):
     with pytest.raises(SettingsError) as info:
@@ -76,10 +86,17 @@ def test_bad_values_name_the_setting(env, name, fragment):
 def test_env_file_is_read_and_environment_wins(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("SMTP_HOSTNAME=mx.from-file.test\nRQ_QUEUE=fromfile\n# a comment\n\nexport LOG_LEVEL=warning\n")
-    settings = load_settings({"RQ_QUEUE": "fromenv"}, env_file=str(env_file))
+    settings = load_settings({"RQ_QUEUE": "fromenv", "SECRET_KEY": TEST_SECRET_KEY}, env_file=str(env_file))
     assert settings.SMTP_HOSTNAME == "mx.from-file.test"
     assert settings.RQ_QUEUE == "fromenv"
     assert settings.LOG_LEVEL == "WARNING"
+
+
+def test_a_line_break_escaped_in_a_quoted_env_value_is_refused(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text('SMTP_HOSTNAME="mx.test\\nMAIL FROM:<x@evil.test>"\n')
+    with pytest.raises(SettingsError, match="SMTP_HOSTNAME: must not contain line breaks"):
+        load_settings({"SECRET_KEY": TEST_SECRET_KEY}, env_file=str(env_file))
 
 
 def test_env_file_with_a_broken_line_names_the_line(tmp_path):
@@ -110,9 +127,18 @@ def test_every_setting_has_help_and_a_parseable_default():
         setting.parse(setting.default)
 
 
-def _run_entry(args: list[str], env: dict[str, str], cwd: str) -> subprocess.CompletedProcess:
+def _run_entry(args: list[str], env: dict[str, str], cwd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run an entry point in its own process group; one that starts when it should not is killed with its
+    children (an RQ worker forks) when the timeout passes."""
     full_env = {"PATH": os.environ["PATH"], "PYTHONPATH": ROOT, **env}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("args", [
@@ -138,7 +164,92 @@ def test_env_example_documents_every_setting_as_generated():
         assert f"\n{setting.name}={setting.default}\n" in committed
 
 
-def test_env_example_loads_as_an_env_file(tmp_path):
+def test_env_example_loads_as_an_env_file_and_its_secret_key_is_refused():
     example = os.path.join(ROOT, ".env.example")
-    settings = load_settings({}, env_file=example)
+    with pytest.raises(SettingsError) as info:
+        load_settings({}, env_file=example)
+    assert info.value.name == "SECRET_KEY"
+    settings = load_settings({"SECRET_KEY": TEST_SECRET_KEY}, env_file=example)
     assert settings.SMTP_DELIVERY_MODE == "direct"
+
+
+# ---- SECRET_KEY: nothing starts in production with a key anyone knows or can guess ----
+
+@pytest.mark.parametrize("env, name, fragment", [
+    ({}, "SECRET_KEY", "is not set"),
+    ({"SECRET_KEY": PUBLIC_KEY}, "SECRET_KEY", "public default"),
+    ({"SECRET_KEY": "k" * (MIN_SECRET_LENGTH - 1)}, "SECRET_KEY", f"shorter than {MIN_SECRET_LENGTH}"),
+    ({"SECRET_KEY": TEST_SECRET_KEY, "SRS_SECRET": "short-srs-key"}, "SRS_SECRET", f"shorter than {MIN_SECRET_LENGTH}"),
+    ({"SECRET_KEY": PUBLIC_KEY, "MAILFERRY_ENV": "production"}, "SECRET_KEY", "public default"),
+])
+def test_weak_secret_is_refused_in_production_with_how_to_make_one(env, name, fragment):
+    with pytest.raises(SettingsError) as info:
+        load_settings(env, env_file=None)
+    assert info.value.name == name
+    assert fragment in str(info.value)
+    assert 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"' in str(info.value)
+
+
+def test_a_key_of_the_minimum_length_is_used_as_given():
+    key = "k" * MIN_SECRET_LENGTH
+    settings = load_settings({"SECRET_KEY": key, "SRS_SECRET": key[::-1] + "s"}, env_file=None)
+    assert settings.SECRET_KEY == key and settings.srs_secret == key[::-1] + "s"
+
+
+@pytest.mark.parametrize("weak", ["", PUBLIC_KEY, "short"])
+def test_development_never_uses_a_weak_key_but_a_random_one_per_process(weak):
+    first = load_settings({"SECRET_KEY": weak, "MAILFERRY_ENV": "development"}, env_file=None)
+    second = load_settings({"SECRET_KEY": weak, "MAILFERRY_ENV": "Development"}, env_file=None)
+    assert first.MAILFERRY_ENV == "development"
+    for settings in (first, second):
+        assert len(settings.SECRET_KEY) >= MIN_SECRET_LENGTH and settings.SECRET_KEY != weak
+        assert settings.srs_secret != f"srs:{weak}"
+    assert first.SECRET_KEY != second.SECRET_KEY
+
+
+def test_development_keeps_a_strong_key():
+    settings = load_settings({"SECRET_KEY": TEST_SECRET_KEY, "MAILFERRY_ENV": "development"}, env_file=None)
+    assert settings.SECRET_KEY == TEST_SECRET_KEY
+
+
+def test_mailferry_env_is_production_or_development():
+    with pytest.raises(SettingsError, match="MAILFERRY_ENV: must be one of production, development"):
+        load_settings({"SECRET_KEY": TEST_SECRET_KEY, "MAILFERRY_ENV": "staging"}, env_file=None)
+
+
+ENTRY_POINTS = [
+    ["-m", "smtp"],
+    ["worker.py"],
+    ["-c", "import wsgi"],  # what gunicorn wsgi:app loads
+    ["-m", "flask", "--app", "wsgi", "routes"],
+]
+
+
+@pytest.mark.parametrize("args", ENTRY_POINTS)
+def test_entry_points_refuse_the_public_key_with_one_line(args, tmp_path):
+    # were the key accepted, the process would start on these private, dead-end addresses and time out
+    harmless = {"DATABASE_URL": f"sqlite:///{tmp_path}/unused.db", "REDIS_URL": "redis://127.0.0.1:1/0",
+                "SMTP_LISTEN": "127.0.0.1:0"}
+    result = _run_entry(args, {**harmless, "SECRET_KEY": PUBLIC_KEY}, ROOT, timeout=20)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("mailferry: configuration error: SECRET_KEY: is the public default from .env.example; ")
+    assert "secrets.token_urlsafe(48)" in line
+
+
+def test_gunicorn_exits_2_instead_of_booting_workers_forever(tmp_path):
+    """gunicorn.conf.py checks the settings in the master: without it each worker exits 2 and is replaced."""
+    harmless = {"DATABASE_URL": f"sqlite:///{tmp_path}/unused.db", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = _run_entry(["-m", "gunicorn", "wsgi:app", "--bind", "127.0.0.1:0", "--workers", "1"],
+                        {**harmless, "SECRET_KEY": PUBLIC_KEY}, ROOT, timeout=20)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "configuration error" in line]
+    assert errors == [result.stderr.strip().splitlines()[-1]]
+    assert errors[0].startswith("mailferry: configuration error: SECRET_KEY: is the public default")
+
+
+def test_the_cli_starts_with_the_public_key_in_development():
+    result = _run_entry(["-m", "flask", "--app", "wsgi", "routes"],
+                        {"SECRET_KEY": PUBLIC_KEY, "MAILFERRY_ENV": "development"}, ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "/healthz" in result.stdout

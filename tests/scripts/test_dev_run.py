@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.request
 
+from mailferry.secret_keys import weakness
 from tests.support.net import free_port, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,8 +30,9 @@ def test_runs_everything_and_stops_on_ctrl_c(tmp_path):
         "SMTP_HOSTNAME": "mx.dev.test",
         "SMTP_TLS_CERT": "", "SMTP_TLS_KEY": "",
     }
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    env_file = tmp_path / ".env"  # a fresh clone has none: the first run writes the SECRET_KEY into it
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py"), "--env-file", str(env_file)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_port("127.0.0.1", redis_port, timeout=30)
         wait_port("127.0.0.1", smtp_port, timeout=60)
@@ -49,6 +51,9 @@ def test_runs_everything_and_stops_on_ctrl_c(tmp_path):
         output = proc.communicate(timeout=40)[0].decode(errors="replace")
     assert proc.returncode == 0, output
     assert "started Redis" in output
+    [key] = re.findall(r"^SECRET_KEY=(.+)$", env_file.read_text(), re.M)
+    assert weakness(key) is None
+    assert f"wrote a new random SECRET_KEY into {env_file}" in output
     rspamd = re.search(r"started rspamd at http://127\.0\.0\.1:(\d+)", output)  # CI installs rspamd
     assert rspamd, output
     for port in (smtp_port, web_port, redis_port, int(rspamd.group(1))):
@@ -61,7 +66,8 @@ def test_runs_everything_and_stops_on_ctrl_c(tmp_path):
 
 def test_bad_setting_stops_before_starting_anything(tmp_path):
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SMTP_MAX_RECIPIENTS": "lots"}
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py")], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py"),
+                             "--env-file", str(tmp_path / ".env")], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == "mailferry: configuration error: SMTP_MAX_RECIPIENTS: expected an integer, got 'lots'"
+    assert not (tmp_path / ".env").exists()

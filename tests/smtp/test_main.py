@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from mailferry.models import Message
+from tests.conftest import TEST_SECRET_KEY
 from tests.smtp.conftest import seed_world
 from tests.smtp.test_server_accept import BODY, QUEUED_REPLY
 from tests.support.databases import ROOT
@@ -21,7 +22,7 @@ from tests.support.net import free_port, wait_port
 
 def environment(**values) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "DATABASE_", "REDIS_"))}
-    env.update(PYTHONPATH=ROOT, SECRET_KEY="test-secret-key-0123456789", SMTP_HOSTNAME="mx.mailferry.test",
+    env.update(PYTHONPATH=ROOT, SECRET_KEY=TEST_SECRET_KEY, SMTP_HOSTNAME="mx.mailferry.test",
                LOG_LEVEL="INFO")
     env.update({k: str(v) for k, v in values.items()})
     return env

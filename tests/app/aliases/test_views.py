@@ -43,6 +43,37 @@ def test_alias_form_errors_are_shown_next_to_the_field(owner_browser, owner_doma
     assert f'id="{field}-error"' in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("data, field", [
+    ({"address": "bad\rlocal", "destinations": "x@gmail.test"}, "address"),
+    ({"address": "bad\nlocal", "destinations": "x@gmail.test"}, "address"),
+    ({"address": "ok", "destinations": "x\r@gmail.test"}, "destinations"),  # LF separates destinations here
+    ({"address": "ok", "destinations": "x@gmail.test\rBcc: y@evil.test"}, "destinations"),
+    ({"address": "ok", "destinations": "x@gm\x00ail.test"}, "destinations"),
+    ({"address": "ok", "destinations": "x@gmail.test", "note": "a\r\nBcc: y@evil.test"}, "note"),
+    ({"address": "ok", "destinations": "x@gmail.test", "note": "a\tb"}, "note"),
+])
+def test_alias_form_refuses_control_characters_next_to_the_field(owner_browser, owner_domain, db, data, field):
+    response = owner_browser.post(f"/domains/{owner_domain}/aliases", data, csrf_page="/")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "control characters" in html.split(f'id="{field}-error"')[1][:200]
+    assert _aliases(db, owner_domain) == {}
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"destinations": "y\r@gmail.test", "note": "kept"}, "destinations"),
+    ({"destinations": "kept@gmail.test", "note": "a\nBcc: y@evil.test"}, "note"),
+])
+def test_alias_edit_form_refuses_control_characters_next_to_the_field(owner_browser, owner_domain, db, data, field):
+    with db.session() as s:
+        alias_id = add_alias(s, "kept@owned.test", "kept@gmail.test", note="kept").id
+    response = owner_browser.post(f"/aliases/{alias_id}/edit", {**data, "enabled": "y"}, csrf_page="/")
+    assert response.status_code == 400
+    assert "control characters" in response.get_data(as_text=True).split(f'id="{field}-error"')[1][:200]
+    alias = _aliases(db, owner_domain)["kept"]
+    assert (alias.destinations, alias.note) == (["kept@gmail.test"], "kept")
+
+
 def test_duplicate_alias_is_refused(owner_browser, owner_domain, db):
     with db.session() as s:
         add_alias(s, "dup@owned.test", "x@gmail.test")

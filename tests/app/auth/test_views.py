@@ -196,6 +196,23 @@ def test_token_name_error_next_to_the_field(owner_browser):
     assert response.status_code == 400 and 'id="token-name-error"' in response.get_data(as_text=True)
 
 
+def test_token_name_with_a_control_character_is_refused_next_to_the_field(owner_browser, db, owner):
+    from app.services.tokens import list_tokens
+    response = owner_browser.post("/account/tokens", {"token-name": "ci\r\nX: y"}, csrf_page="/account")
+    assert response.status_code == 400
+    assert "control characters" in response.get_data(as_text=True).split('id="token-name-error"')[1][:200]
+    with db.session() as s:
+        assert list_tokens(s, s.get(User, owner.id)) == []
+
+
+def test_signup_email_with_a_line_feed_is_refused_next_to_the_field(browser, db):
+    response = browser.post("/signup", {"email": "new\nuser@people.test", "password": "long-enough-pw",
+                                        "confirm": "long-enough-pw"}, csrf_page="/signup")
+    assert "control characters" in response.get_data(as_text=True).split('id="email-error"')[1][:200]
+    with db.session() as s:
+        assert s.query(User).count() == 0
+
+
 def test_another_owner_cannot_revoke_my_token(owner_browser, other_browser, db, owner):
     from app.services.tokens import create_token, list_tokens
     with db.session() as s:

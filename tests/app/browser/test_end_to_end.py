@@ -19,7 +19,7 @@ from mailferry.models import Domain
 from smtp.server import ServerThread
 from tests.app.conftest import SERVER_IP, publish
 from tests.app.web_fixtures import make_web_app
-from tests.conftest import make_settings
+from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.smtp.delivery.conftest import ORIGINAL, Internet, WorkerProcess
 from tests.support.net import wait_for
 
@@ -36,7 +36,7 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
     """One configuration for the dashboard, the SMTP server and the worker."""
     return {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "RQ_QUEUE": "mf-e2e", "SMTP_HOSTNAME": "mx.mailferry.test",
-        "SECRET_KEY": "test-secret-key-0123456789", "SMTP_PUBLIC_IPS": SERVER_IP,
+        "SECRET_KEY": TEST_SECRET_KEY, "SMTP_PUBLIC_IPS": SERVER_IP,
         "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
         "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "INFO",
         "ALLOW_PRIVATE_DESTINATIONS": "true",

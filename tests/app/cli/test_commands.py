@@ -172,3 +172,24 @@ def test_unmigrated_database_says_how_to_fix_it(tmp_path, redis_url):
     assert result.stderr.strip() == ("Error: database error: no such table: users "
                                      "(the schema is missing: run `alembic upgrade head`)")
     app.extensions["mailferry.db"].dispose()
+
+
+def test_control_characters_are_refused_naming_the_field_and_nothing_is_stored(cli):
+    cli(*ADMIN)
+    refused = [
+        (("domains", "add", "x\n.example", "--owner", "root@people.test"), "name"),
+        (("aliases", "add", "sales@example.test", "a@mail\r.test"), "destinations"),
+        (("aliases", "add", "sales@example.test", "a\t@mail.test"), "destinations"),
+        (("aliases", "add", "sa\x00les@example.test", "a@mail.test"), "address"),
+        (("aliases", "add", "sales@example.test", "a@mail.test", "--note", "x\r\nBcc: b@evil.test"), "note"),
+    ]
+    cli("domains", "add", "example.test", "--owner", "root@people.test")
+    for args, field in refused:
+        error = cli.json(*args, code=1)["error"]
+        assert (error["code"], error["field"]) == ("invalid", field), args
+        plain = cli(*args, code=1).stderr
+        assert plain.count("\n") == 1 and "must not contain line breaks or other control characters" in plain
+    # in the comma-separated DESTINATIONS a line feed separates addresses, so it never stays inside one
+    assert cli.json("aliases", "add", "sales@example.test", "a@mail\n.test", code=1)["error"]["field"] == "destinations"
+    assert [d["name"] for d in cli.json("domains", "list")] == ["example.test"]
+    assert cli.json("aliases", "list") == []

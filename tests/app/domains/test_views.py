@@ -26,7 +26,9 @@ def test_add_a_domain_and_see_the_records_to_publish(owner_browser, db):
     assert "shop.example.test" in owner_browser.get("/").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("name, message", [("not a domain", ""), ("localhost", ""), ("", "required")])
+@pytest.mark.parametrize("name, message", [("not a domain", ""), ("localhost", ""), ("", "required"),
+                                           ("x\n.example", "control characters"), ("x.ex\rample", "control characters"),
+                                           ("x\x00.example", "control characters")])
 def test_add_domain_errors_are_shown_next_to_the_field(owner_browser, name, message):
     response = owner_browser.post("/domains", {"name": name}, csrf_page="/")
     html = response.get_data(as_text=True)

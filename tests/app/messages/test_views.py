@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
@@ -155,3 +156,14 @@ def test_admin_requeues_a_bounced_copy_without_resending_the_delivered_one(admin
                                                                           "b@gmail.test": "pending"}
     assert job_id_for("MSG0000000000001") in get_queue(redis_conn, web_settings.RQ_QUEUE).get_job_ids()
     assert "No bounces." in admin_browser.get("/admin/failed").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("page, status, text", [
+    ("/domains/{d}/messages?q=a%00b", 400, "the search must not contain line breaks or other control characters"),
+    ("/domains/{d}/aliases?q=a%00b", 400, "the search must not contain line breaks or other control characters"),
+    ("/messages/a%00b", 404, "no message"),
+])
+def test_a_nul_in_a_search_or_a_message_id_is_a_clean_refusal(owner_browser, owner_domain, page, status, text):
+    """PostgreSQL cannot store or compare a NUL: it raised (500) before the service layer refused it."""
+    response = owner_browser.get(page.format(d=owner_domain))
+    assert response.status_code == status and text in response.get_data(as_text=True)

@@ -21,7 +21,7 @@ from smtp.delivery import context
 from smtp.delivery.dsn import new_message_id
 from smtp.delivery.transport import DirectTransport
 from smtp.routes import FORWARD, Route, build_message
-from tests.conftest import make_settings
+from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import SMTP_SINK, CommandLog, PostfixSink, Sink
@@ -99,7 +99,7 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
     """The environment a worker runs with (also what in-process settings are built from)."""
     return {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "RQ_QUEUE": "mf-test",
-        "SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": "test-secret-key-0123456789",
+        "SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": TEST_SECRET_KEY,
         "DNS_NAMESERVERS": internet.dns.nameservers, "DNS_TIMEOUT": "2", "SMTP_DIRECT_PORT": str(internet.port),
         "SMTP_CONNECT_TIMEOUT": "10", "RETRY_SCHEDULE": "1s", "MAX_QUEUE_LIFETIME": "1h",
         "DELIVERY_LEASE": "60s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "DEBUG",
