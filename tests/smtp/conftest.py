@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from mailferry.db import Database
 from mailferry.models import CATCH_ALL, Alias, Domain, User
 from smtp.server import ServerThread
-from tests.conftest import make_settings
+from tests.conftest import DB_KINDS, make_settings
 
 VERIFIED = "alias.test"
 CATCH_ALL_DOMAIN = "catchall.test"
@@ -69,6 +70,40 @@ def server(world, start_server) -> tuple[str, int]:
     return start_server()
 
 
+@dataclass
+class SharedServer:
+    address: tuple[str, int]
+    db: Database
+    world: World
+    settings: object
+
+
+@pytest.fixture(scope="module")
+def shared_server(request, tmp_path_factory, redis_server, dns_server_session):
+    """One seeded inbound server for a whole module (property tests send it hundreds of sessions). PostgreSQL
+    when the run includes it: it refuses what SQLite stores (NUL in text, invalid UTF-8), so it is the strict
+    one. Rate limits are off and the idle timeout short: a fuzzing client sends from 127.0.0.1 all the time."""
+    if "postgresql" in DB_KINDS:
+        request.getfixturevalue("postgres_database").truncate()
+        url = request.getfixturevalue("postgres_database").url
+    else:
+        url = request.getfixturevalue("sqlite_template").fresh_url(str(tmp_path_factory.mktemp("shared-server")))
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    db = Database(url)
+    world = seed_world(db)
+    settings = make_settings(DATABASE_URL=url, REDIS_URL=redis_server.url, RQ_QUEUE="mf-shared",
+                             SMTP_LISTEN="127.0.0.1:0", DNS_NAMESERVERS=dns_server_session.nameservers,
+                             DNS_TIMEOUT=2, SMTP_IDLE_TIMEOUT=2, RATE_LIMIT_IP_PER_MINUTE=0,
+                             RATE_LIMIT_ALIAS_PER_HOUR=0, RATE_LIMIT_DOMAIN_PER_HOUR=0,
+                             REFUSED_RCPT_LIMIT_PER_HOUR=0)
+    thread = ServerThread(settings)
+    address = thread.start()
+    yield SharedServer(address, db, world, settings)
+    thread.stop()
+    db.dispose()
+
+
 class RawClient:
     """A line-level SMTP conversation over a plain socket, for what smtplib will not send."""
 
@@ -125,4 +160,4 @@ def raw_client(server):
         client.close()
 
 
-__all__ = ["make_settings", "seed_world", "World", "RawClient", "VERIFIED", "CATCH_ALL_DOMAIN", "UNVERIFIED"]
+__all__ = ["make_settings", "seed_world", "World", "SharedServer", "RawClient", "VERIFIED", "CATCH_ALL_DOMAIN", "UNVERIFIED"]

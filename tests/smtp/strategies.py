@@ -1,0 +1,96 @@
+"""Hypothesis strategies for SMTP sessions: command lines, DATA payloads and the packets they travel in."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+VERBS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT", "STARTTLS",
+         "AUTH", "BDAT")
+VALID_RCPT = "john@alias.test"
+# Arguments close to what the server parses: valid, refused and malformed addresses, ESMTP parameters.
+ARGUMENTS = (
+    "FROM:<alice@sender.test>", "FROM:<>", "FROM:alice@sender.test", "FROM:<alice@sender.test> SIZE=10",
+    "FROM:<alice@sender.test> SIZE=999999999999", "FROM:<alice@sender.test> BODY=8BITMIME",
+    "FROM:<alice@sender.test> BODY=BINARYMIME", "FROM:<alice@sender.test> SMTPUTF8", "FROM:<a@b> RET=HDRS",
+    f"TO:<{VALID_RCPT}>", "TO:<JOHN@ALIAS.TEST>", "TO:<anything@catchall.test>", "TO:<nobody@alias.test>",
+    "TO:<off@alias.test>", "TO:<ghost@unverified.test>", "TO:<x@foreign.test>", "TO:<user%other@alias.test>",
+    "TO:<user!host@alias.test>", "TO:<@a.test:john@alias.test>", 'TO:<"john@x"@alias.test>',
+    "TO:<john@[127.0.0.1]>", "TO:<john@alias.test.>", "TO:<" + "a" * 70 + "@alias.test>", "TO:<>",
+    "TO:<john@alias.test> NOTIFY=NEVER", "TO:<SRS0=abcd=ZZ=sender.test=alice@alias.test>", "FROM:", "TO:", ":",
+    "client.example.org", "[127.0.0.1]", "PLAIN AGxpY2UAc2VjcmV0", "LOGIN", "CRAM-MD5", "=", "*", "10 LAST", "0",
+    "john", "<john@alias.test>", "=?utf-8?q?x?=",
+)
+LINE_ENDINGS = (b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\r\n", b"\n\r")
+# What ends DATA for some MTA but not for RFC 5321 (smtpsmug's list), then what would follow a real end.
+SMUGGLING_ENDS = (b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r\n.\n", b"\r.\n", b"\n.\r", b"\r\n\x00.\r\n",
+                  b"\r\n.\x00\r\n", b"\r\n.\r\n")
+
+
+@st.composite
+def random_case(draw, word: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+    return "".join(c.lower() if flip else c for c, flip in zip(word, flips, strict=True))
+
+
+def verbs() -> st.SearchStrategy[str]:
+    unknown = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12)
+    return st.one_of(st.sampled_from(VERBS).flatmap(random_case), unknown)
+
+
+def arguments() -> st.SearchStrategy[bytes]:
+    known = st.sampled_from(ARGUMENTS).map(str.encode)
+    junk = st.binary(max_size=80)
+    printable = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=60).map(str.encode)
+    long = st.integers(min_value=400, max_value=3000).map(lambda n: b"x" * n)
+    return st.one_of(known, known, printable, junk, long, st.just(b""))
+
+
+@st.composite
+def command_lines(draw) -> bytes:
+    """One command line with its line ending: a verb (any case) and an argument, or raw bytes."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(min_size=1, max_size=600))
+    verb = draw(verbs()).encode()
+    argument = draw(arguments())
+    separator = draw(st.sampled_from((b" ", b" ", b"  ", b"\t", b"")))
+    line = verb + (separator + argument if argument else b"")
+    return line + draw(st.sampled_from(LINE_ENDINGS))
+
+
+@st.composite
+def data_payloads(draw) -> bytes:
+    """What a client sends after DATA: header and body lines, dot lines, a smuggled second transaction."""
+    parts = [b"From: alice@sender.test\r\nSubject: fuzz\r\n\r\n"]
+    for _ in range(draw(st.integers(0, 4))):
+        parts.append(draw(st.one_of(
+            st.binary(max_size=200),
+            st.sampled_from(SMUGGLING_ENDS).map(lambda end: end + f"MAIL FROM:<a@x.test>\r\nRCPT TO:<{VALID_RCPT}>\r\n"
+                                                .encode() + b"DATA\r\nSubject: smuggled\r\n\r\nx\r\n"),
+            st.sampled_from((b".\r\n", b"..\r\n", b". \r\n", b"\r\n", b".", b"\x00", b"\xff\xfe"))
+        )))
+    parts.append(draw(st.sampled_from((b"\r\n.\r\n", b"\r\n.\r\n", b".\r\n", b"\n.\n", b""))))
+    return b"".join(parts)
+
+
+@st.composite
+def transactions(draw) -> bytes:
+    """A mostly well-formed transaction to a valid alias, pipelined, with a random DATA payload."""
+    mail_from = draw(st.sampled_from((b"<alice@sender.test>", b"<>", b"<alice@sender.test> BODY=8BITMIME")))
+    return (b"EHLO client.example.org\r\nMAIL FROM:" + mail_from + b"\r\nRCPT TO:<" + VALID_RCPT.encode()
+            + b">\r\nDATA\r\n" + draw(data_payloads()))
+
+
+def sessions() -> st.SearchStrategy[bytes]:
+    """The bytes of one client session: command lines, DATA payloads and transactions in any order."""
+    piece = st.one_of(command_lines(), command_lines(), command_lines(), data_payloads(), transactions())
+    return st.lists(piece, min_size=1, max_size=12).map(b"".join)
+
+
+@st.composite
+def packets(draw, data: bytes) -> list[bytes]:
+    """`data` split at random offsets: how a pipelining client's writes arrive."""
+    if len(data) < 2:
+        return [data]
+    cuts = sorted(set(draw(st.lists(st.integers(1, len(data) - 1), max_size=6))))
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]

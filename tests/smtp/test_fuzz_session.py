@@ -1,0 +1,128 @@
+"""Random SMTP sessions against one live server: it never crashes, never leaks an exception to the client,
+answers only well-formed replies, queues exactly what it said it queued, and serves the next client."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from mailferry.models import Message
+from smtp import replies
+from tests.smtp.conftest import CATCH_ALL_DOMAIN, VERIFIED
+from tests.smtp.strategies import VALID_RCPT, packets, sessions
+
+REPLY_LINE = re.compile(rb"^[2-5][0-9]{2}([ -][\x20-\x7e]*)?$")
+QUEUED_ID = re.compile(rb"^250 2\.0\.0 Ok: queued as ([A-Z2-7]{16})\r$", re.MULTILINE)
+# What aiosmtpd or Python would show of an exception: a traceback, aiosmtpd's "500 Error: (ValueError) ..."
+# and any exception class name (client commands come back upper-cased, so they never match these).
+LEAKS = re.compile(rb"Traceback|File \"|Error: \(|\b[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Error|Exception)\b|errno")
+HOSTED = ("@" + VERIFIED, "@" + CATCH_ALL_DOMAIN)
+END = b"\r\n.\r\nQUIT\r\n"  # ends a DATA left open, then the session
+MESSAGE = (b"From: alice@sender.test\r\nTo: john@alias.test\r\nSubject: after the fuzz\r\n"
+           b"Message-ID: <after@sender.test>\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\nStill here.\r\n")
+
+
+class Conversation:
+    """Everything the server sent in one session, and whether it reset the connection on us."""
+
+    def __init__(self, address: tuple[str, int], chunks: list[bytes], close_within: float, end: bytes = END):
+        self.received = bytearray()
+        self.reset = False
+        sock = socket.create_connection(address, timeout=close_within)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            for chunk in [*chunks, end]:
+                self._drain(sock)
+                try:
+                    sock.sendall(chunk)
+                except OSError:  # the server closed (QUIT, 421): the rest goes nowhere
+                    self.reset = True
+                    break
+            self._read_to_end(sock, close_within)
+        finally:
+            sock.close()
+
+    def _drain(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        try:
+            while chunk := sock.recv(65536):
+                self.received += chunk
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.reset = True
+        finally:
+            sock.setblocking(True)
+
+    def _read_to_end(self, sock: socket.socket, close_within: float) -> None:
+        deadline = time.monotonic() + close_within
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            except OSError:
+                self.reset = True
+                return
+            if not chunk:
+                return
+            self.received += chunk
+        raise AssertionError(f"the server neither answered QUIT nor closed; it sent {bytes(self.received)!r}")
+
+
+def message_ids(db) -> set[str]:
+    with db.session() as s:
+        return set(s.scalars(select(Message.id)))
+
+
+def assert_well_formed(received: bytes) -> None:
+    assert received.startswith(b"220 "), received[:200]
+    assert received.endswith(b"\r\n") or not received, received[-200:]
+    for line in received.split(b"\r\n")[:-1]:
+        assert REPLY_LINE.match(line), line
+        assert len(line) + 2 <= 512, line
+    assert not LEAKS.search(received), LEAKS.search(received)
+
+
+def assert_serves_a_transaction(address: tuple[str, int], db) -> None:
+    commands = (b"EHLO client.example.org\r\nMAIL FROM:<alice@sender.test>\r\nRCPT TO:<" + VALID_RCPT.encode()
+                + b">\r\nDATA\r\n")
+    conversation = Conversation(address, [commands, MESSAGE], close_within=10, end=b".\r\nQUIT\r\n")
+    [queued] = QUEUED_ID.findall(conversation.received)
+    with db.session() as s:
+        assert s.get(Message, queued.decode()).raw == MESSAGE
+
+
+@given(st.data())
+def test_random_sessions_get_well_formed_replies_and_queue_only_what_was_acknowledged(shared_server, data):
+    session = data.draw(sessions(), label="session")
+    chunks = data.draw(packets(session), label="packets")
+    before = message_ids(shared_server.db)
+    idle = shared_server.settings.SMTP_IDLE_TIMEOUT
+
+    conversation = Conversation(shared_server.address, chunks, close_within=idle + 5)
+
+    assert_well_formed(bytes(conversation.received))
+    acknowledged = {m.decode() for m in QUEUED_ID.findall(conversation.received)}
+    stored = message_ids(shared_server.db) - before
+    assert acknowledged <= stored  # every 250 is a stored message
+    if not conversation.reset:  # a reset may have swallowed replies the server did send
+        assert stored == acknowledged  # and nothing was stored that the client was not told about
+    with shared_server.db.session() as s:
+        for message in s.scalars(select(Message).where(Message.id.in_(stored))):
+            assert message.rcpt_tos and all(r.lower().endswith(HOSTED) for r in message.rcpt_tos)
+    assert_serves_a_transaction(shared_server.address, shared_server.db)
+
+
+def test_an_unknown_command_is_not_quoted_back(shared_server):
+    """aiosmtpd quoted it: a NUL came back in the reply, and a 500-byte verb made a reply over 512 octets."""
+    conversation = Conversation(shared_server.address, [b"\x00\r\n", b"A" * 500 + b"\r\n"], close_within=5)
+
+    lines = bytes(conversation.received).split(b"\r\n")
+    assert lines[1:3] == [replies.UNKNOWN_COMMAND.encode()] * 2
