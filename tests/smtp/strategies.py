@@ -57,10 +57,17 @@ def command_lines(draw) -> bytes:
     return line + draw(st.sampled_from(LINE_ENDINGS))
 
 
+def header_blocks() -> st.SearchStrategy[bytes]:
+    """Header-like lines of any bytes but CR and LF (names, values, no colon at all), then a blank line."""
+    line = st.one_of(st.binary(max_size=60), st.tuples(st.binary(max_size=20), st.binary(max_size=40))
+                     .map(lambda nv: nv[0] + b":" + nv[1])).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+    return st.lists(line, min_size=1, max_size=6).map(lambda lines: b"".join(x + b"\r\n" for x in lines) + b"\r\n")
+
+
 @st.composite
 def data_payloads(draw) -> bytes:
     """What a client sends after DATA: header and body lines, dot lines, a smuggled second transaction."""
-    parts = [b"From: alice@sender.test\r\nSubject: fuzz\r\n\r\n"]
+    parts = [draw(st.one_of(st.just(b"From: alice@sender.test\r\nSubject: fuzz\r\n\r\n"), header_blocks()))]
     for _ in range(draw(st.integers(0, 4))):
         parts.append(draw(st.one_of(
             st.binary(max_size=200),
@@ -80,10 +87,26 @@ def transactions(draw) -> bytes:
             + b">\r\nDATA\r\n" + draw(data_payloads()))
 
 
-def sessions() -> st.SearchStrategy[bytes]:
-    """The bytes of one client session: command lines, DATA payloads and transactions in any order."""
+@st.composite
+def starttls_tails(draw) -> tuple[bytes, bytes]:
+    """(STARTTLS with commands pipelined behind it, which RFC 3207 5 says must be discarded; what the client
+    sends as its handshake once it has the 220: random bytes, or whole TLS records that are no ClientHello)."""
+    hello = st.sampled_from((b"\x16\x03\x01\x00\x04\x01\x00\x00\x00", b"\x16\x03\x03\x00\x05hello",
+                             b"\x15\x03\x03\x00\x02\x02\x28"))
+    injected = draw(st.lists(command_lines(), max_size=3))
+    return b"EHLO client.example.org\r\nSTARTTLS\r\n" + b"".join(injected), draw(st.one_of(hello, st.binary()))
+
+
+@st.composite
+def sessions(draw) -> tuple[bytes, bytes | None]:
+    """One client session: (command lines, DATA payloads and transactions in any order; None, or the bytes of
+    a TLS handshake when it ends in STARTTLS)."""
     piece = st.one_of(command_lines(), command_lines(), command_lines(), data_payloads(), transactions())
-    return st.lists(piece, min_size=1, max_size=12).map(b"".join)
+    pieces = draw(st.lists(piece, min_size=1, max_size=12))
+    if draw(st.integers(0, 7)):
+        return b"".join(pieces), None
+    starttls, handshake = draw(starttls_tails())
+    return b"".join(pieces) + starttls, handshake
 
 
 @st.composite

@@ -7,7 +7,7 @@ import re
 import socket
 import time
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -17,41 +17,64 @@ from tests.smtp.conftest import CATCH_ALL_DOMAIN, VERIFIED
 from tests.smtp.strategies import VALID_RCPT, packets, sessions
 
 REPLY_LINE = re.compile(rb"^[2-5][0-9]{2}([ -][\x20-\x7e]*)?$")
+STARTTLS_READY = re.compile(rb"^220 2\.0\.0 Ready to start TLS\r\n", re.MULTILINE)
 QUEUED_ID = re.compile(rb"^250 2\.0\.0 Ok: queued as ([A-Z2-7]{16})\r$", re.MULTILINE)
 # What aiosmtpd or Python would show of an exception: a traceback, aiosmtpd's "500 Error: (ValueError) ..."
 # and any exception class name (client commands come back upper-cased, so they never match these).
 LEAKS = re.compile(rb"Traceback|File \"|Error: \(|\b[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Error|Exception)\b|errno")
 HOSTED = ("@" + VERIFIED, "@" + CATCH_ALL_DOMAIN)
+TLS_ALERT = b"\x15\x03\x03\x00\x02\x02\x28"  # handshake_failure: a client giving up on TLS
 END = b"\r\n.\r\nQUIT\r\n"  # ends a DATA left open, then the session
 MESSAGE = (b"From: alice@sender.test\r\nTo: john@alias.test\r\nSubject: after the fuzz\r\n"
            b"Message-ID: <after@sender.test>\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\nStill here.\r\n")
 
 
 class Conversation:
-    """Everything the server sent in one session, and whether it reset the connection on us."""
+    """Everything the server sent in one session, and whether it reset the connection on us. The client
+    sends `chunks` (reading what has come back before each), `handshake` once STARTTLS was answered, then
+    `end`, and reads until the server closes."""
 
-    def __init__(self, address: tuple[str, int], chunks: list[bytes], close_within: float, end: bytes = END):
+    def __init__(self, address: tuple[str, int], chunks: list[bytes], close_within: float, end: bytes = END,
+                 handshake: bytes | None = None):
         self.received = bytearray()
-        self.reset = False
+        self.reset = False  # the server reset the connection: replies it sent may be lost
+        self.closed = False  # the server closed it (all it sent has been read)
         sock = socket.create_connection(address, timeout=close_within)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            for chunk in [*chunks, end]:
-                self._drain(sock)
-                try:
-                    sock.sendall(chunk)
-                except OSError:  # the server closed (QUIT, 421): the rest goes nowhere
-                    self.reset = True
-                    break
+            self._send(sock, chunks)
+            if handshake is not None and self._wait_for_tls(sock):
+                self._send(sock, [handshake])
+            self._send(sock, [end])
             self._read_to_end(sock, close_within)
         finally:
             sock.close()
+
+    def _send(self, sock: socket.socket, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self._drain(sock)
+            if self.reset or self.closed:
+                return
+            try:
+                sock.sendall(chunk)
+            except OSError:  # the server closed (QUIT, 421): the rest goes nowhere
+                self.reset = True
+                return
+
+    def _wait_for_tls(self, sock: socket.socket, within: float = 0.5) -> bool:
+        """True once the server said 220 to STARTTLS (bytes sent before it would be discarded)."""
+        deadline = time.monotonic() + within
+        while not (STARTTLS_READY.search(self.received) or self.reset or self.closed) and time.monotonic() < deadline:
+            time.sleep(0.005)
+            self._drain(sock)
+        return bool(STARTTLS_READY.search(self.received))
 
     def _drain(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         try:
             while chunk := sock.recv(65536):
                 self.received += chunk
+            self.closed = True
         except BlockingIOError:
             pass
         except OSError:
@@ -61,7 +84,7 @@ class Conversation:
 
     def _read_to_end(self, sock: socket.socket, close_within: float) -> None:
         deadline = time.monotonic() + close_within
-        while time.monotonic() < deadline:
+        while not self.closed and time.monotonic() < deadline:
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 chunk = sock.recv(65536)
@@ -70,10 +93,10 @@ class Conversation:
             except OSError:
                 self.reset = True
                 return
-            if not chunk:
-                return
             self.received += chunk
-        raise AssertionError(f"the server neither answered QUIT nor closed; it sent {bytes(self.received)!r}")
+            self.closed = not chunk
+        if not self.closed:
+            raise AssertionError(f"the server neither answered QUIT nor closed; it sent {bytes(self.received)!r}")
 
 
 def message_ids(db) -> set[str]:
@@ -81,8 +104,15 @@ def message_ids(db) -> set[str]:
         return set(s.scalars(select(Message.id)))
 
 
+def plaintext(received: bytes) -> bytes:
+    """What came before TLS: after the reply to STARTTLS the client's bytes were a (failed) TLS handshake."""
+    starttls = STARTTLS_READY.search(received)
+    return received[:starttls.end()] if starttls else received
+
+
 def assert_well_formed(received: bytes) -> None:
     assert received.startswith(b"220 "), received[:200]
+    received = plaintext(received)
     assert received.endswith(b"\r\n") or not received, received[-200:]
     for line in received.split(b"\r\n")[:-1]:
         assert REPLY_LINE.match(line), line
@@ -99,14 +129,17 @@ def assert_serves_a_transaction(address: tuple[str, int], db) -> None:
         assert s.get(Message, queued.decode()).raw == MESSAGE
 
 
+@settings(max_examples=3 * settings.default.max_examples)
 @given(st.data())
 def test_random_sessions_get_well_formed_replies_and_queue_only_what_was_acknowledged(shared_server, data):
-    session = data.draw(sessions(), label="session")
+    session, handshake = data.draw(sessions(), label="session")
+    if handshake is None and b"starttls" in session.lower():  # else a 220 to it waits for the idle timeout
+        handshake = TLS_ALERT
     chunks = data.draw(packets(session), label="packets")
     before = message_ids(shared_server.db)
     idle = shared_server.settings.SMTP_IDLE_TIMEOUT
 
-    conversation = Conversation(shared_server.address, chunks, close_within=idle + 5)
+    conversation = Conversation(shared_server.address, chunks, close_within=idle + 5, handshake=handshake)
 
     assert_well_formed(bytes(conversation.received))
     acknowledged = {m.decode() for m in QUEUED_ID.findall(conversation.received)}
@@ -118,6 +151,7 @@ def test_random_sessions_get_well_formed_replies_and_queue_only_what_was_acknowl
         for message in s.scalars(select(Message).where(Message.id.in_(stored))):
             assert message.rcpt_tos and all(r.lower().endswith(HOSTED) for r in message.rcpt_tos)
     assert_serves_a_transaction(shared_server.address, shared_server.db)
+    assert shared_server.errors.take() == []  # no exception inside a session, no failed commit
 
 
 def test_an_unknown_command_is_not_quoted_back(shared_server):
@@ -126,3 +160,14 @@ def test_an_unknown_command_is_not_quoted_back(shared_server):
 
     lines = bytes(conversation.received).split(b"\r\n")
     assert lines[1:3] == [replies.UNKNOWN_COMMAND.encode()] * 2
+
+
+def test_a_failed_tls_handshake_is_no_error_and_the_next_client_is_served(shared_server):
+    """Scanners and old clients fail handshakes all day: that was logged at ERROR with a traceback."""
+    hello = b"EHLO client.example.org\r\nSTARTTLS\r\n"
+    conversation = Conversation(shared_server.address, [hello], close_within=5,
+                                handshake=b"\x16\x03\x01\x00\x10not a ClientHello")
+
+    assert STARTTLS_READY.search(conversation.received)
+    assert_serves_a_transaction(shared_server.address, shared_server.db)
+    assert shared_server.errors.take() == []  # after a transaction: the failed session has been wound up
