@@ -83,11 +83,13 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
                 carry = carry[-1:]  # a CR here may pair with an LF in the next chunk
             continue
         lines, carry = buffer[: cut + 2], buffer[cut + 2:]
-        end = 0 if lines.startswith(b".\r\n") else lines.find(TERMINATOR)
+        if lines.startswith(b".\r\n"):  # `lines` starts a line: the terminator right after the last block
+            return section.result(lines[3:] + carry)
+        end = lines.find(TERMINATOR)
         if end < 0:
             section.add(lines)
             continue
-        if end > 0:
-            end += 2  # the terminator's own CRLF ends the last line
-        section.add(lines[:end])
-        return section.result(lines[end + 3:] + carry)
+        # The terminator's own CRLF ends the last line, an empty one when it is found at 0 (a message ending
+        # in a blank line whose CRLF.CRLF came in a packet of its own: that CRLF was fed back as a command).
+        section.add(lines[:end + 2])
+        return section.result(lines[end + 5:] + carry)

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from mailferry.models import Message
 from smtp import replies
-from tests.smtp.conftest import CATCH_ALL_DOMAIN, VERIFIED
+from smtp.certs import ensure_self_signed
+from tests.smtp.conftest import CATCH_ALL_DOMAIN, VERIFIED, RawClient
 from tests.smtp.strategies import VALID_RCPT, packets, sessions
 
 REPLY_LINE = re.compile(rb"^[2-5][0-9]{2}([ -][\x20-\x7e]*)?$")
@@ -171,3 +172,34 @@ def test_a_failed_tls_handshake_is_no_error_and_the_next_client_is_served(shared
     assert STARTTLS_READY.search(conversation.received)
     assert_serves_a_transaction(shared_server.address, shared_server.db)
     assert shared_server.errors.take() == []  # after a transaction: the failed session has been wound up
+
+
+def test_a_message_ending_in_a_blank_line_gets_one_reply_when_its_terminator_comes_in_a_packet_of_its_own(
+        shared_server):
+    """The CRLF ending that blank line came back as an empty command: an extra 500 5.5.2 after the 250, one
+    reply too many for a pipelining client (found by the malformed MIME corpus: a message of one blank line)."""
+    client = RawClient(shared_server.address)
+    for command in ("EHLO client.example.org", "MAIL FROM:<alice@sender.test>", f"RCPT TO:<{VALID_RCPT}>"):
+        assert client.cmd(command).startswith("250")
+    client.send(b"DATA\r\n\r\n.\r\nNOOP\r\n")  # DATA and an empty message in one packet, NOOP pipelined
+
+    assert [client.reply()[:3], client.reply()[:23], client.reply(), client.cmd("QUIT")[:3]] == [
+        "354", "250 2.0.0 Ok: queued as", "250 2.0.0 OK", "221"]
+    client.close()
+
+
+def test_a_client_idle_in_the_tls_handshake_is_closed_and_frees_its_connection_slot(world, start_server, tmp_path):
+    """The idle timeout in the handshake left the session waiting forever, holding its slot: with one
+    connection allowed per address, that address got 421 4.7.0 from then on."""
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    ensure_self_signed(cert, key, "mx.mailferry.test")
+    address = start_server(SMTP_TLS_CERT=cert, SMTP_TLS_KEY=key, SMTP_MAX_CONNECTIONS_PER_IP=1, SMTP_IDLE_TIMEOUT=1)
+    stalled = RawClient(address)
+    stalled.cmd("EHLO client.example.org")
+    assert stalled.cmd("STARTTLS").startswith("220")
+
+    assert stalled.closed()  # after SMTP_IDLE_TIMEOUT, no handshake having come
+    stalled.close()
+    client = RawClient(address)
+    assert client.greeting.startswith("220 mx.mailferry.test")
+    client.close()

@@ -102,6 +102,15 @@ CORPUS = [
     Specimen("one 1 MB folded header", BASIC + FOLDED, b"\r\nbody\r\n"),
     Specimen("30000 headers", BASIC + MANY, b"\r\nbody\r\n"),
     Specimen("200 nested multiparts", *nested(200)),
+    Specimen("blank line only", b"", b"\r\n"),
+    Specimen("whitespace-only continuations", BASIC + b"X-Empty:\r\n \r\n\t\r\n \t \r\n", b"\r\nbody\r\n"),
+    Specimen("two From fields", BASIC + b"From: mallory@other.test\r\n", b"\r\nbody\r\n"),
+    Specimen("From group syntax", b"From: undisclosed:;\r\n" + TO + DATE + ID, b"\r\nbody\r\n"),
+    Specimen("garbage DKIM-Signature", BASIC + b"DKIM-Signature: v=1; a=rsa-sha256; d=sender.test; s=x; h=from:"
+             b"message-id; bh=!!!; b=\x80\xff\r\nDKIM-Signature: ;;;===\r\n", b"\r\nbody\r\n"),
+    Specimen("garbage ARC set", BASIC + b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=x.test; s=s; b=!!\r\n"
+             b"ARC-Message-Signature: i=x; garbage\r\nARC-Authentication-Results: i=999999999999999999999\r\n",
+             b"\r\nbody\r\n"),
     Specimen("998-octet lines", BASIC + b"X-Long: " + b"h" * 988 + b"\r\n", b"\r\n" + b"b" * 998 + b"\r\n"),
 ]
 
