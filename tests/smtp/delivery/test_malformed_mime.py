@@ -35,6 +35,7 @@ class Specimen:
     head: bytes  # the header section as sent ("" when there is none)
     body: bytes  # from the blank line on, or the whole message when it has no header section
     separator_added: bool = False  # no header section at all: the added fields and a blank line go first
+    refused: str = ""  # the reply it must get instead (code and enhanced code), nothing stored or sent
 
     @property
     def raw(self) -> bytes:
@@ -113,6 +114,11 @@ CORPUS = [
     Specimen("garbage ARC set", BASIC + b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=x.test; s=s; b=!!\r\n"
              b"ARC-Message-Signature: i=x; garbage\r\nARC-Authentication-Results: i=999999999999999999999\r\n",
              b"\r\nbody\r\n"),
+    Specimen("bare LF in a header", BASIC + b"X-Split: one\ntwo\r\n", b"\r\nbody\r\n", refused="550 5.6.11"),
+    Specimen("bare CR in the body", BASIC, b"\r\nfirst\rsecond\r\n", refused="550 5.6.11"),
+    Specimen("a 1500-octet line", BASIC, b"\r\n" + b"b" * 1500 + b"\r\n", refused="500 5.5.6"),
+    Specimen("31 Received headers", b"Received: from a by b; Thu, 03 Dec 2026 10:00:00 +0000\r\n" * 31 + BASIC,
+             b"\r\nbody\r\n", refused="554 5.4.6"),
     Specimen("998-octet lines", BASIC + b"X-Long: " + b"h" * 988 + b"\r\n", b"\r\n" + b"b" * 998 + b"\r\n"),
 ]
 
@@ -140,8 +146,9 @@ def forward_one(forwarding, specimen: Specimen) -> None:
     """Sends `specimen` and checks its one clean outcome: forwarded intact and DELIVERED, or NUL refused, unstored."""
     before, stored = len(forwarding.sink.messages), message_count(forwarding.db)
     code, reply = forwarding.send(specimen.raw)
-    if refused_for_nul(specimen, code, reply):
-        assert (len(forwarding.sink.messages), message_count(forwarding.db)) == (before, stored)
+    if specimen.refused or refused_for_nul(specimen, code, reply):
+        assert f"{code} {reply.decode()}".startswith(specimen.refused), (specimen.name, code, reply)
+        assert (len(forwarding.sink.messages), message_count(forwarding.db)) == (before, stored), specimen.name
         return
     assert code == 250, (specimen.name, code, reply)
     message_id = reply.rsplit(b" ", 1)[1].decode()
@@ -175,6 +182,11 @@ def specimens(draw) -> Specimen:
     fields = draw(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=8))
     head = b"".join(usual) + b"".join(name + b":" + value + b"\r\n" for name, value in fields)
     body = b"\r\n" + b"".join(line + b"\r\n" for line in draw(st.lists(VALUE_BYTES, max_size=5)))
+    if draw(st.integers(0, 9)) == 0:  # a lone CR or LF anywhere (every CR and LF so far is in a CRLF pair)
+        raw = head + body
+        at = draw(st.integers(0, len(raw)))
+        raw = raw[:at] + draw(st.sampled_from((b"\r", b"\n"))) + raw[at:]
+        return Specimen("generated with a bare line ending", b"", raw, refused="550 5.6.11")
     if head and not FIELD_START.match(head):  # RFC 5322 2.2: no field name and colon, so all of it is body
         return Specimen("generated", b"", head + body, separator_added=True)
     return Specimen("generated", head, body)
