@@ -214,8 +214,8 @@ def _unreadable_signatures(raw: bytes) -> list[MethodResult]:
     """dkim=permerror for each DKIM-Signature of a header block dkimpy cannot read (no verifier could), none
     when it has none."""
     fields, _ = split_message(raw)
-    count = sum(1 for f in fields if field_name(f) == "dkim-signature")
-    return [MethodResult("dkim", "permerror") for _ in range(min(count, MAX_SIGNATURES))] or [MethodResult("dkim", "none")]
+    count = min(MAX_SIGNATURES, sum(1 for f in fields if field_name(f) == "dkim-signature"))
+    return [MethodResult("dkim", "permerror")] * count or [MethodResult("dkim", "none")]
 
 
 class _TxtLookup:

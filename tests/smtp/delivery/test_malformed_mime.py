@@ -36,6 +36,7 @@ class Specimen:
     body: bytes  # from the blank line on, or the whole message when it has no header section
     separator_added: bool = False  # no header section at all: the added fields and a blank line go first
     refused: str = ""  # the reply it must get instead (code and enhanced code), nothing stored or sent
+    results: bytes = b""  # what our Authentication-Results on the forwarded copy must say
 
     @property
     def raw(self) -> bytes:
@@ -91,7 +92,9 @@ CORPUS = [
     Specimen("no header/body separator", BASIC, b""),
     Specimen("empty header section", b"", b"\r\nbody only, after a blank line\r\n"),
     Specimen("body only", b"", b"just text, no headers\r\nsecond line\r\n", separator_added=True),
-    Specimen("header without colon", BASIC + b"This is not a header\r\n", b"\r\nbody\r\n"),
+    Specimen("header without colon", BASIC + b"This is not a header\r\n", b"\r\nbody\r\n", results=b"dkim=none"),
+    Specimen("signed, with a line that is no field", BASIC + b"DKIM-Signature: v=1; d=sender.test; s=x\r\n"
+             b"not a field\r\n", b"\r\nbody\r\n", results=b"dkim=permerror"),
     Specimen("header with empty name", BASIC + b": no name\r\n", b"\r\nbody\r\n"),
     Specimen("continuation first", b"\tcontinued from nowhere\r\n" + BASIC, b"\r\nbody\r\n"),
     Specimen("invalid base64", MIME + b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
@@ -133,6 +136,7 @@ def assert_forwarded_intact(data: bytes, specimen: Specimen) -> None:
     prepended = data[:match.start()]
     names = {line.split(b":", 1)[0].lower() for line in prepended.split(b"\r\n") if line and line[:1] not in b" \t"}
     assert names <= PREPENDED, (specimen.name, names - PREPENDED)
+    assert specimen.results in prepended, (specimen.name, prepended)
 
 
 def assert_no_job_crashed(log: str) -> None:
