@@ -117,3 +117,29 @@ def packets(draw, data: bytes) -> list[bytes]:
     cuts = sorted(set(draw(st.lists(st.integers(1, len(data) - 1), max_size=6))))
     bounds = [0, *cuts, len(data)]
     return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+CLEAN_HEADERS = (b"From: alice@sender.test\r\nSubject: pipelined\r\nMessage-ID: <p@sender.test>\r\n"
+                 b"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n")
+
+
+def messages() -> st.SearchStrategy[bytes]:
+    """Well-formed messages, now and then one blank line and nothing else."""
+    return st.one_of(built_messages(), built_messages(), built_messages(), st.just(b"\r\n"))
+
+
+@st.composite
+def built_messages(draw) -> bytes:
+    """A well-formed message: our headers (now and then none), then lines of any bytes but CR, LF and NUL
+    (empty ones, dots, 8-bit), each ending in CRLF. NUL may be refused at DATA: the MIME corpus covers it."""
+    lines = draw(st.lists(st.one_of(st.sampled_from((b"", b".", b"..", b". x")), st.binary(max_size=200)),
+                          max_size=8))
+    lines = [line.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x00", b"") for line in lines]
+    headers = draw(st.sampled_from((CLEAN_HEADERS, CLEAN_HEADERS, CLEAN_HEADERS, b"")))
+    return headers + b"".join(line + b"\r\n" for line in lines)
+
+
+def dot_stuffed(message: bytes) -> bytes:
+    """`message` as DATA carries it (RFC 5321 4.5.2), terminator included."""
+    stuffed = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in message.split(b"\r\n"))
+    return stuffed + b".\r\n"

@@ -15,7 +15,7 @@ from mailferry.models import Message
 from smtp import replies
 from smtp.certs import ensure_self_signed
 from tests.smtp.conftest import CATCH_ALL_DOMAIN, RawClient
-from tests.smtp.strategies import VALID_RCPT, packets, sessions
+from tests.smtp.strategies import CLEAN_HEADERS, VALID_RCPT, dot_stuffed, messages, packets, sessions
 
 REPLY_LINE = re.compile(rb"^[2-5][0-9]{2}([ -][\x20-\x7e]*)?$")
 STARTTLS_READY = re.compile(rb"^220 2\.0\.0 Ready to start TLS\r\n", re.MULTILINE)
@@ -157,6 +157,35 @@ def test_random_sessions_get_well_formed_replies_and_queue_only_what_was_acknowl
             assert message.rcpt_tos and all(map(deliverable, message.rcpt_tos)), message.rcpt_tos
     assert_serves_a_transaction(shared_server.address, shared_server.db)
     assert shared_server.errors.take() == []  # no exception inside a session, no failed commit
+
+
+def replies_in(received: bytes) -> list[bytes]:
+    """The replies, a multi-line one as one (its last line)."""
+    return [line for line in received.split(b"\r\n")[:-1] if line[3:4] != b"-"]
+
+
+@settings(max_examples=settings.default.max_examples)
+@given(st.data())
+def test_pipelined_transactions_get_one_reply_per_command_and_are_stored_byte_for_byte(shared_server, data):
+    """Well-formed transactions pipelined in one go, in packets cut anywhere: one reply per command (the
+    greeting, EHLO, then MAIL, RCPT, DATA's 354 and the message's 250 for each, QUIT's 221), and each message
+    stored exactly as sent, dot-unstuffed."""
+    sent = data.draw(st.lists(messages(), min_size=1, max_size=4), label="messages")
+    session = b"EHLO client.example.org\r\n" + b"".join(
+        b"MAIL FROM:<alice@sender.test>\r\nRCPT TO:<" + VALID_RCPT.encode() + b">\r\nDATA\r\n" + dot_stuffed(m)
+        for m in sent) + b"QUIT\r\n"
+    chunks = data.draw(packets(session), label="packets")
+
+    conversation = Conversation(shared_server.address, chunks, close_within=10, end=b"")
+
+    answers = replies_in(bytes(conversation.received))
+    assert [a[:3] for a in answers] == [b"220", b"250"] + [b"250", b"250", b"354", b"250"] * len(sent) + [b"221"]
+    queued = [QUEUED_ID.match(a + b"\r").group(1).decode() for a in answers[5::4]]
+    with shared_server.db.session() as s:
+        stored = [s.get(Message, message_id).raw for message_id in queued]
+    for raw, message in zip(stored, sent, strict=True):  # a message without headers gets a Message-ID and Date
+        assert raw == message if message.startswith(CLEAN_HEADERS) else raw.endswith(message), (raw, message)
+    assert shared_server.errors.take() == []
 
 
 def test_an_unknown_command_is_not_quoted_back(shared_server):
