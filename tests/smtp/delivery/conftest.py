@@ -328,7 +328,8 @@ class Forwarding:
         self.sink = internet.sink("127.0.0.2")
         self.db = world.db
         self.worker = worker
-        self.inbound = ServerThread(dsettings.replace(SMTP_LISTEN=("127.0.0.1", 0), RATE_LIMIT_IP_PER_MINUTE=0))
+        self.inbound = ServerThread(dsettings.replace(SMTP_LISTEN=("127.0.0.1", 0), RATE_LIMIT_IP_PER_MINUTE=0,
+                                                      RATE_LIMIT_ALIAS_PER_HOUR=0, RATE_LIMIT_DOMAIN_PER_HOUR=0))
         self.address = self.inbound.start()
 
     def send(self, raw: bytes) -> tuple[int, bytes]:
