@@ -6,6 +6,8 @@ import asyncio
 import logging
 from concurrent.futures import Executor
 
+from aiosmtpd.smtp import TLSSetupException
+
 from mailferry.logs import get_logger, log
 from mailferry.models.message import QUARANTINED, QUEUED
 from mailferry.settings import Settings
@@ -188,6 +190,9 @@ class InboundHandler:
             log(logger, logging.DEBUG, "inbound checks", action=decision.verdict.action, **fields)
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # a client's failed handshake: routine on port 25, no bug of ours
+            log(logger, logging.INFO, "TLS handshake failed", error=repr(error.__cause__ or error))
+            return replies.TEMPORARY_FAILURE  # not sent: aiosmtpd closes the connection
         # aiosmtpd would answer a permanent 500 quoting the exception; a transient failure must stay 4xx.
         logger.error("session error", exc_info=error)
         return replies.TEMPORARY_FAILURE

@@ -282,6 +282,13 @@ class InboundSMTP(SMTP):
         self.transport.close()
 
     def _timeout_cb(self) -> None:
+        if self._tls_protocol is not None and self.session.ssl is None:
+            # Timed out in the STARTTLS handshake. Closing the TLS transport would never call connection_lost
+            # (the TLS layer had not handed the connection over yet) and would wake aiosmtpd as if the
+            # handshake had succeeded: the session then waited forever on a dead reader, holding its
+            # per-address slot (SMTP_MAX_CONNECTIONS_PER_IP) until the process restarted.
+            self.connection_lost(None)  # closes the plain transport too
+            return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(replies.IDLE_TIMEOUT.format(host=self.hostname).encode("ascii") + b"\r\n")
         super()._timeout_cb()

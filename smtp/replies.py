@@ -9,6 +9,7 @@ OK_RECIPIENT = "250 2.1.5 Ok"
 QUEUED = "250 2.0.0 Ok: queued as {id}"
 
 LINE_TOO_LONG = "500 5.5.6 Line too long"
+UNKNOWN_COMMAND = "500 5.5.2 Command not recognized"
 MESSAGE_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 CONTROL_CHARACTER = "501 5.5.2 Control characters are not allowed in commands"
@@ -44,6 +45,9 @@ ENHANCED_BY_CODE = {
     "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4", "530": "5.7.0", "538": "5.7.11",
     "550": "5.0.0", "552": "5.3.4", "553": "5.1.3", "554": "5.5.0", "555": "5.5.4",
 }
+# aiosmtpd quotes an unknown command back: NUL and control bytes, and over 512 octets for a long one (RFC 5321
+# 4.5.3.1.5); the client knows what it sent.
+_ECHOED_COMMAND = re.compile(r'500 Error: command ".*" not recognized', re.DOTALL)
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")
 
 
@@ -51,6 +55,8 @@ def with_enhanced_code(reply: str) -> str:
     """The reply with an RFC 3463 enhanced status code, inserting one when aiosmtpd left it out."""
     if reply in REWRITES:
         return REWRITES[reply]
+    if _ECHOED_COMMAND.fullmatch(reply):
+        return UNKNOWN_COMMAND
     if len(reply) < 4 or _HAS_ENHANCED.match(reply):
         return reply
     enhanced = ENHANCED_BY_CODE.get(reply[:3])

@@ -35,7 +35,8 @@ def domain_of(address: str) -> str:
 
 def _header(headers, name: str) -> str:
     value = headers.get(name, "") or ""
-    return str(value).replace("\r", " ").replace("\n", " ").strip()[:998]
+    # PostgreSQL text holds no NUL: one in a Subject failed the spool commit (451 to every retry of the message)
+    return str(value).replace("\r", " ").replace("\n", " ").replace("\x00", "").strip()[:998]
 
 
 def message_rows(message_id: str, *, mail_from: str, routes: list[Route], raw: bytes, peer: str = "",

@@ -5,12 +5,24 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from mailferry.db import Database
 from mailferry.queue import make_redis
 from mailferry.settings import Settings, load_settings
 from tests.support.databases import PostgresDatabase, SqliteTemplate
 from tests.support.redis_server import RedisServer
+
+# Hypothesis: "ci" (the default, also `make test`) is bounded and deterministic: the same examples on every run,
+# no example database, no per-example deadline (these tests talk to live servers over sockets). "fuzz" searches
+# longer, with fresh random examples each run, e.g. HYPOTHESIS_PROFILE=fuzz pytest tests/smtp/test_fuzz_session.py.
+hypothesis_settings.register_profile(
+    "ci", max_examples=60, derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+hypothesis_settings.register_profile("fuzz", parent=hypothesis_settings.get_profile("ci"), max_examples=2000,
+                                     derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # MAILFERRY_TEST_DBS=sqlite or =postgresql narrows the run; the default (and CI) runs both.
 DB_KINDS = [k.strip() for k in os.environ.get("MAILFERRY_TEST_DBS", "sqlite,postgresql").split(",") if k.strip()]

@@ -27,7 +27,7 @@ _WSP_TO_COMPRESS = re.compile(rb"\t[\t ]*| [\t ]+")  # the runs dkimpy's compres
 
 
 class SigningError(ValueError):
-    """The message cannot be signed (no From header) or the key is unusable."""
+    """The message cannot be signed (no From header, a header block dkimpy cannot parse) or the key is unusable."""
 
 
 def _include_headers(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
@@ -56,11 +56,15 @@ def _sign_digest(key: SigningKey, digest: bytes) -> bytes:
 def parse(message: bytes) -> tuple[list, bytes]:
     """dkim.rfc822_parse's (headers, body), splitting only the header block into lines: dkimpy splits the whole
     message (0.8 ms for 100 KB) to find where the headers end. Anything but a CRLF-only message that has
-    headers and a blank line after them goes to dkimpy as it is."""
+    headers and a blank line after them goes to dkimpy as it is. A header block dkimpy cannot read (a line
+    that is not a field: no colon, a NUL or 8-bit byte in the name) raises dkim.MessageFormatError."""
     end = message.find(b"\r\n\r\n")
-    if end < 0 or message.startswith(b"\r\n") or message.count(b"\n") != message.count(b"\r\n"):
-        return dkim.rfc822_parse(message)
-    headers, _ = dkim.rfc822_parse(message[:end + 4])
+    try:
+        if end < 0 or message.startswith(b"\r\n") or message.count(b"\n") != message.count(b"\r\n"):
+            return dkim.rfc822_parse(message)
+        headers, _ = dkim.rfc822_parse(message[:end + 4])
+    except IndexError:  # dkimpy appends a folded line to the field before it, even when there is none
+        raise dkim.MessageFormatError("a continuation line before the first header field") from None
     return headers, message[end + 4:]
 
 
@@ -80,7 +84,10 @@ def dkim_signature(message: bytes, key: SigningKey, now: int | None = None) -> b
     algorithm = ALGORITHM_TAGS.get(key.algorithm)
     if algorithm is None:
         raise SigningError(f"unknown DKIM algorithm {key.algorithm!r}")
-    headers, body = parse(message)
+    try:
+        headers, body = parse(message)
+    except dkim.MessageFormatError as exc:  # no receiver's dkimpy could read the header block to verify it
+        raise SigningError(str(exc)) from None
     include = _include_headers(headers)
     policy = CanonicalizationPolicy.from_c_value(CANONICALIZATION)
     body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())

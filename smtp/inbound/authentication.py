@@ -24,7 +24,7 @@ from mailferry.dns_lookup import DnsTemporaryError, txt_records
 from mailferry.org_domain import aligned, organisational_domain
 from mailferry.spf import SpfEvaluator
 from smtp.delivery.signing import parse
-from smtp.from_rewrite import from_addresses
+from smtp.from_rewrite import field_name, from_addresses, split_message
 
 from .dkim_verify import Message, verify
 
@@ -96,7 +96,10 @@ def parse_dmarc(text: str) -> dict[str, str] | None:
 
 def header_values(raw: bytes, name: bytes) -> list[bytes]:
     """dkimpy's view of the header fields called `name` (lower case); only the header block is parsed."""
-    headers, _ = parse(raw)
+    try:
+        headers, _ = parse(raw)
+    except dkim.MessageFormatError:  # dkimpy could not verify any of them either
+        return []
     return [value for key, value in headers if key.lower() == name]
 
 
@@ -113,14 +116,14 @@ class Authenticator:
         self.spf = SpfEvaluator(resolver)
 
     def check(self, raw: bytes, *, mail_from: str, peer_ip: str, helo: str) -> AuthResults:
-        message = Message.parse(raw)  # once: the DKIM signatures and the ARC check share it
+        message = _parsed(raw)  # once: the DKIM signatures and the ARC check share it
         spf_domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
         spf = self._spf(spf_domain, mail_from, peer_ip, helo)
-        signatures = self._dkim(message)
+        signatures = self._dkim(message) if message else _unreadable_signatures(raw)
         domain = from_domain(raw)
         dmarc, policy, dkim_aligned = self._dmarc(domain, spf_domain if mail_from else "", spf, signatures)
         results = [spf, *signatures, dmarc]
-        if message.values(b"arc-seal"):
+        if message and message.values(b"arc-seal"):
             results.append(self._arc(raw))
         return AuthResults(self.authserv_id, tuple(results), domain, policy, dkim_aligned, spf_domain)
 
@@ -197,6 +200,22 @@ class Authenticator:
         if lookup.temporary:
             return MethodResult("arc", "temperror")
         return MethodResult("arc", "pass" if cv == dkim.CV_Pass else "fail")
+
+
+def _parsed(raw: bytes) -> Message | None:
+    """The message as dkimpy reads it; None when it cannot read the header block (a line that is no field)."""
+    try:
+        return Message.parse(raw)
+    except dkim.MessageFormatError:
+        return None
+
+
+def _unreadable_signatures(raw: bytes) -> list[MethodResult]:
+    """dkim=permerror for each DKIM-Signature of a header block dkimpy cannot read (no verifier could), none
+    when it has none."""
+    fields, _ = split_message(raw)
+    count = min(MAX_SIGNATURES, sum(1 for f in fields if field_name(f) == "dkim-signature"))
+    return [MethodResult("dkim", "permerror")] * count or [MethodResult("dkim", "none")]
 
 
 class _TxtLookup:

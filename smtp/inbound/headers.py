@@ -4,12 +4,14 @@
 
 from __future__ import annotations
 
+import re
 from email.utils import formatdate
 
 from smtp.from_rewrite import field_name, split_message
 
 from .authentication import header_values
 
+_FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]")  # a field name and colon, or a folded line
 SPAM_HEADERS = frozenset({"x-spam-flag", "x-spam-score", "x-spam-status", "x-spam", "x-spam-level"})
 
 
@@ -31,10 +33,21 @@ def claims_our_results(field: bytes, authserv_id: str) -> bool:
     return bool(claimed) and claimed[0].lower() == authserv_id.lower()
 
 
+def header_block(raw: bytes) -> tuple[list[bytes], bytes]:
+    """(header fields, the rest) as a receiver reads them: a message that starts with a blank line, or with a
+    line that is no header field, is all body. Fields added to it go before a blank line of their own, never
+    into its text (split_message would take its first lines for the header section)."""
+    if raw.startswith(b"\r\n"):
+        return [], raw
+    if not _FIELD_START.match(raw):
+        return [], b"\r\n" + raw
+    return split_message(raw)
+
+
 def prepare(raw: bytes, *, authserv_id: str, message_id: str, hostname: str, spam_headers: bytes | None = None) -> bytes:
     """The message as it is spooled. `spam_headers` (when the message was scanned) replaces any X-Spam-* the
     sender wrote; None leaves them alone."""
-    fields, rest = split_message(raw)
+    fields, rest = header_block(raw)
     kept = [f for f in fields
             if not (field_name(f) == "authentication-results" and claims_our_results(f, authserv_id))
             and not (spam_headers is not None and field_name(f) in SPAM_HEADERS)]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 
 import pytest
 
+from mailferry.db import Database
 from mailferry.models import CATCH_ALL, Alias, Domain, User
+from smtp.certs import ensure_self_signed
 from smtp.server import ServerThread
-from tests.conftest import make_settings
+from tests.conftest import DB_KINDS, make_settings
 
 VERIFIED = "alias.test"
 CATCH_ALL_DOMAIN = "catchall.test"
@@ -69,6 +72,66 @@ def server(world, start_server) -> tuple[str, int]:
     return start_server()
 
 
+class ErrorRecords(logging.Handler):
+    """The ERROR records logged while it is attached: an exception inside a session, a failed commit."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))  # with the traceback, if any
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def take(self) -> list[str]:
+        """The records so far, formatted, and forget them."""
+        taken = [self.format(r) for r in self.records]
+        self.records.clear()
+        return taken
+
+
+@dataclass
+class SharedServer:
+    address: tuple[str, int]
+    db: Database
+    world: World
+    settings: object
+    errors: ErrorRecords
+
+
+@pytest.fixture(scope="module")
+def shared_server(request, tmp_path_factory, redis_server, dns_server_session):
+    """One seeded inbound server, with STARTTLS, for a whole module (property tests send it hundreds of
+    sessions). PostgreSQL when the run includes it: it refuses what SQLite stores (NUL in text, invalid
+    UTF-8), so it is the strict one. Rate limits are off and the idle timeout short: a fuzzing client sends
+    from 127.0.0.1 all the time. `errors` collects what the process logs at ERROR."""
+    directory = tmp_path_factory.mktemp("shared-server")
+    if "postgresql" in DB_KINDS:
+        request.getfixturevalue("postgres_database").truncate()
+        url = request.getfixturevalue("postgres_database").url
+    else:
+        url = request.getfixturevalue("sqlite_template").fresh_url(str(directory))
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    ensure_self_signed(cert, key, "mx.mailferry.test")
+    db = Database(url)
+    world = seed_world(db)
+    settings = make_settings(DATABASE_URL=url, REDIS_URL=redis_server.url, RQ_QUEUE="mf-shared",
+                             SMTP_LISTEN="127.0.0.1:0", DNS_NAMESERVERS=dns_server_session.nameservers,
+                             DNS_TIMEOUT=2, SMTP_IDLE_TIMEOUT=2, RATE_LIMIT_IP_PER_MINUTE=0,
+                             RATE_LIMIT_ALIAS_PER_HOUR=0, RATE_LIMIT_DOMAIN_PER_HOUR=0,
+                             REFUSED_RCPT_LIMIT_PER_HOUR=0, SMTP_TLS_CERT=cert, SMTP_TLS_KEY=key)
+    errors = ErrorRecords()
+    logging.getLogger().addHandler(errors)
+    thread = ServerThread(settings)
+    address = thread.start()
+    yield SharedServer(address, db, world, settings, errors)
+    thread.stop()
+    logging.getLogger().removeHandler(errors)
+    db.dispose()
+
+
 class RawClient:
     """A line-level SMTP conversation over a plain socket, for what smtplib will not send."""
 
@@ -125,4 +188,4 @@ def raw_client(server):
         client.close()
 
 
-__all__ = ["make_settings", "seed_world", "World", "RawClient", "VERIFIED", "CATCH_ALL_DOMAIN", "UNVERIFIED"]
+__all__ = ["make_settings", "seed_world", "World", "SharedServer", "RawClient", "VERIFIED", "CATCH_ALL_DOMAIN", "UNVERIFIED"]

@@ -21,6 +21,7 @@ from smtp.delivery import context
 from smtp.delivery.dsn import new_message_id
 from smtp.delivery.transport import DirectTransport
 from smtp.routes import FORWARD, Route, build_message
+from smtp.server import ServerThread
 from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.relays import RelayCA, RelayServer
@@ -315,3 +316,39 @@ def postfix_sink(mx_port):
     sink = PostfixSink("127.0.0.2", mx_port).start()
     yield sink
     sink.stop()
+
+
+class Forwarding:
+    """The whole path for one alias: SMTP in (a live inbound server), a `python worker.py`, the destination's sink."""
+
+    RECIPIENT = "hello@alias.test"
+    SENDER = "alice@sender.test"
+
+    def __init__(self, world: World, internet: Internet, worker: WorkerProcess, dsettings):
+        world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
+        internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
+        self.sink = internet.sink("127.0.0.2")
+        self.db = world.db
+        self.worker = worker
+        self.inbound = ServerThread(dsettings.replace(SMTP_LISTEN=("127.0.0.1", 0), RATE_LIMIT_IP_PER_MINUTE=0,
+                                                      RATE_LIMIT_ALIAS_PER_HOUR=0, RATE_LIMIT_DOMAIN_PER_HOUR=0))
+        self.address = self.inbound.start()
+
+    def send(self, raw: bytes) -> tuple[int, bytes]:
+        """The reply to DATA for `raw` (sent as is: smtplib dot-stuffs it and adds the terminator)."""
+        with smtplib.SMTP(*self.address, timeout=30) as client:
+            client.ehlo("client.sender.test")
+            client.mail(self.SENDER, ["BODY=8BITMIME"])
+            code, text = client.rcpt(self.RECIPIENT)
+            assert code == 250, (code, text)
+            return client.data(raw)
+
+    def stop(self) -> None:
+        self.inbound.stop()
+
+
+@pytest.fixture
+def forwarding(world, internet, workers, dsettings) -> Forwarding:
+    path = Forwarding(world, internet, workers(), dsettings)
+    yield path
+    path.stop()
