@@ -4,10 +4,7 @@ the delivery context in-process, and real `python worker.py` subprocesses."""
 from __future__ import annotations
 
 import os
-import signal
 import smtplib
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import select
@@ -24,7 +21,8 @@ from tests.conftest import make_settings
 from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import SMTP_SINK, CommandLog, PostfixSink, Sink
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_port
+from tests.support.processes import Launcher, ServiceProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -93,9 +91,8 @@ def internet(dns_server):
     net.stop()
 
 
-@pytest.fixture
-def env(db_url, redis_url, internet) -> dict[str, str]:
-    """The environment a worker runs with (also what in-process settings are built from)."""
+def service_env(db_url: str, redis_url: str, internet: Internet) -> dict[str, str]:
+    """The environment a worker or SMTP server process runs with against this loopback internet."""
     return {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "RQ_QUEUE": "mf-test",
         "SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": "test-secret-key-0123456789",
@@ -104,6 +101,12 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
         "DELIVERY_LEASE": "60s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "DEBUG",
         "DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE": "100000",
     }
+
+
+@pytest.fixture
+def env(db_url, redis_url, internet) -> dict[str, str]:
+    """The environment a worker runs with (also what in-process settings are built from)."""
+    return service_env(db_url, redis_url, internet)
 
 
 @pytest.fixture
@@ -194,58 +197,44 @@ def world(db, dsettings, internet) -> World:
     return World(db, dsettings, internet)
 
 
-class WorkerProcess:
+class WorkerProcess(ServiceProcess):
     """`python worker.py` in its own process group (the RQ scheduler is a forked child)."""
 
     def __init__(self, env: dict[str, str], log_path: str):
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+        super().__init__(["worker.py"], env, log_path)
 
-    def start(self) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+
+class SmtpProcess(ServiceProcess):
+    """`python -m smtp` listening on 127.0.0.1:port."""
+
+    def __init__(self, env: dict[str, str], log_path: str):
+        self.port = free_port()
+        super().__init__(["-m", "smtp"], {**env, "SMTP_LISTEN": f"127.0.0.1:{self.port}"}, log_path)
+
+    def start(self) -> "SmtpProcess":
+        super().start()
+        wait_port("127.0.0.1", self.port, timeout=30)
         return self
 
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def stop(self) -> None:
-        self._signal(signal.SIGTERM, wait=15)
-
-    def _signal(self, sig: int, wait: float = 10) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(wait)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def log(self) -> str:
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+    @property
+    def address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
 
 
 @pytest.fixture
 def workers(env, tmp_path):
-    started: list[WorkerProcess] = []
+    """start(**settings) -> a running `python worker.py` on `env` plus those settings; SIGKILLed after the test."""
+    launch = Launcher(WorkerProcess, env, str(tmp_path), "worker")
+    yield launch
+    launch.kill_all()
 
-    def start(**overrides) -> WorkerProcess:
-        worker = WorkerProcess({**env, **{k: str(v) for k, v in overrides.items()}},
-                               str(tmp_path / f"worker{len(started)}.log")).start()
-        started.append(worker)
-        return worker
 
-    yield start
-    for worker in started:
-        worker.kill()
+@pytest.fixture
+def smtp_servers(env, tmp_path):
+    """start(**settings) -> a running `python -m smtp` on the workers' settings; SIGKILLed after the test."""
+    launch = Launcher(SmtpProcess, env, str(tmp_path), "smtp")
+    yield launch
+    launch.kill_all()
 
 
 @pytest.fixture
