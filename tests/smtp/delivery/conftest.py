@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import smtplib
+import subprocess
+import tempfile
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +23,9 @@ from tests.conftest import make_settings
 from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import SMTP_SINK, CommandLog, PostfixSink, Sink
+from tests.support.databases import migrate
 from tests.support.net import free_port, wait_port
+from tests.support.postgres_cluster import PostgresCluster, postgres_bin
 from tests.support.processes import Launcher, ServiceProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -302,3 +306,37 @@ def postfix_sink(mx_port):
     sink = PostfixSink("127.0.0.2", mx_port).start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def private_postgres():
+    """(cluster, url): a private PostgreSQL cluster, started, and its migrated database; the test may stop it."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        url = cluster.create_database("mailferry")
+        migrate(url)
+        yield cluster, url
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def small_disk():
+    """A 16 MB tmpfs mounted for the test (a disk a test can fill); skipped where mounting is not allowed."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint = tempfile.mkdtemp(prefix="mf-disk-")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", mountpoint],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        os.rmdir(mountpoint)
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", mountpoint], check=False)
+        os.rmdir(mountpoint)
