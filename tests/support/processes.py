@@ -32,21 +32,24 @@ class ServiceProcess:
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
 
-    def stop(self) -> None:
-        self._signal(signal.SIGTERM, wait=15)
+    def stop(self) -> int | None:
+        """SIGTERM; returns the exit code (None: it had to be SIGKILLed after 15 s, or was not running)."""
+        return self._signal(signal.SIGTERM, wait=15)
 
-    def _signal(self, sig: int, wait: float = 10) -> None:
+    def _signal(self, sig: int, wait: float = 10) -> int | None:
         if self.proc is None:
-            return
+            return None
+        code = None
         try:
             os.killpg(self.proc.pid, sig)
-            self.proc.wait(wait)
+            code = self.proc.wait(wait)
         except ProcessLookupError:
-            pass
+            code = self.proc.poll()
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self.proc = None
+        return code
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:

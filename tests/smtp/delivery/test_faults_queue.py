@@ -4,7 +4,10 @@ the copies are counted at the destinations' sinks."""
 
 from __future__ import annotations
 
+import time
+
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED
+from smtp.delivery.runner import HEARTBEAT_EVERY
 from tests.smtp.delivery.faults import Mailbag, assert_each_accepted_delivered_once, copies, wait_all_final
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids
 from tests.support.net import wait_for
@@ -40,26 +43,34 @@ def test_worker_killed_after_the_destination_took_it_delivers_again_at_most_once
 
 
 def test_redis_restarted_empty_loses_nothing(world, internet, db, smtp_servers, workers, redis_server):
-    """A deferred message's scheduled retry and an accepted message's job are lost with Redis's data, and one
-    message is accepted while Redis is down: the worker lives through it and the reconciler brings each back."""
+    """Redis goes away while a job runs (the job's end cannot be recorded in RQ) and comes back empty: a deferred message's
+    scheduled retry is lost with it, and one message is accepted while it is down. The worker lives through
+    it and the reconciler brings each message back; each is delivered once."""
     world.alias(world.domain("alias.test"), "hello", "bob@dest.test")
     internet.mx("dest.test", (10, "mx.dest.test", "127.0.0.2"))
     sink = internet.sink("127.0.0.2")
     sink.handler.data_replies.append("451 4.7.1 greylisted")
     bag, server = Mailbag(), smtp_servers()
-    worker = workers(RETRY_SCHEDULE="4s")
+    worker = workers(RETRY_SCHEDULE="4s", DELIVERY_BATCH="1")
     deferred = bag.send(server.address)
     wait_for(lambda: [d.state for d in deliveries(db, deferred.message_id)] == [DEFERRED], timeout=30,
              what=f"the first deferral; worker log:\n{worker.log()}")
+    sink.handler.holding_reply.set()
+    running = bag.send(server.address)
+    wait_for(sink.handler.stalled.is_set, timeout=30, what=f"a job running; worker log:\n{worker.log()}")
 
     redis_server.stop()
     during = bag.send(server.address)
+    time.sleep(HEARTBEAT_EVERY + 0.5)  # the worker's next heartbeat, after the job, needs Redis: RQ's loop quits
+    sink.handler.holding_reply.clear()  # the destination's 250 arrives, and the job ends, with Redis away
+    wait_for(lambda: "starting it again" in worker.log(), what=f"RQ's loop ending; {worker.log()[-3000:]}")
     redis_server.start()  # empty: no persistence
     after = bag.send(server.address)
 
-    assert [deferred.accepted, during.accepted, after.accepted] == [True, True, True]
-    assert_each_accepted_delivered_once(db, bag, [sink], timeout=40, what=worker.log())
-    assert worker.alive(), worker.log()
+    assert [sent.accepted for sent in (deferred, running, during, after)] == [True] * 4
+    assert_each_accepted_delivered_once(db, bag, [sink], timeout=40, what=worker.log()[-5000:])
+    assert worker.alive(), worker.log()[-5000:]
+    assert worker.stop() == 0  # and SIGTERM still ends it
 
 
 def test_dns_timing_out_at_delivery_defers_and_never_bounces(world, internet, db, smtp_servers, workers):
