@@ -230,7 +230,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("MAX_QUEUE_LIFETIME", parse_duration, "5d", "How long a deferred message is retried before it bounces."),
     S("DELIVERY_LEASE", parse_duration, "5m", "How long a worker owns a message; an expired lease (crashed worker) is retried."),
     S("DELIVERY_BATCH", lambda r: parse_int(r, 1), "20", "Most messages one worker job delivers: it also takes jobs waiting in the queue (1 = one per job)."),
-    S("DELIVERY_ASYNC_COMMIT", parse_bool, "false", "PostgreSQL: workers commit delivery outcomes without waiting for the WAL flush (synchronous_commit=off): more throughput under a backlog, but a crash of PostgreSQL itself can forget the last fraction of a second of outcomes and those messages are delivered again. Accepted mail is always committed durably before the 250."),
+    S("DELIVERY_ASYNC_COMMIT", parse_bool, "false", "Workers commit delivery outcomes without waiting for the WAL flush (PostgreSQL synchronous_commit=off, SQLite synchronous=NORMAL): more throughput under a backlog, but a crash of the database server or a power cut can forget the last outcomes and those messages are delivered again. Accepted mail is always committed durably before the 250."),
     S("WORKER_NICE", parse_niceness, "5", "Niceness (0-19) a worker adds to its own CPU priority, so accepting mail (latency a sender waits on) goes before delivering it from the queue. 0 = same priority."),
     S("DELIVERY_BATCH_WAIT_MS", lambda r: parse_int(r, 0), "20", "Milliseconds a job whose batch is under a quarter full waits, once, for more messages to deliver with it (0 = never wait)."),
     S("RECONCILE_INTERVAL", parse_duration, "1m", "How often the worker re-enqueues messages whose job was lost."),

@@ -60,7 +60,7 @@ class InboundServer:
     def __init__(self, settings: Settings):
         install_aiosmtpd_speedups()
         self.settings = settings
-        self.db = Database(settings.DATABASE_URL)
+        self.db = Database(settings.DATABASE_URL, durable_commits=True)  # the spool's commit is what a 250 promises
         self.lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="rcpt-lookup")
         srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
         self.resolver = RecipientResolver(self.db, srs, settings.SMTP_RECIPIENT_CACHE_TTL, settings.SMTP_HOSTNAME)

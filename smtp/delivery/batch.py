@@ -9,7 +9,6 @@ the guard, exactly as for a message delivered by its own job.
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
 
@@ -66,8 +65,4 @@ class HeldSlots(DomainLimiter):
     def close(self) -> None:
         """Release every slot held (one Redis failing leaves its slot to expire after slot_ttl)."""
         while self.held:
-            domain, grant = self.held.popitem()
-            try:
-                super().release(domain, grant)
-            except RedisError:
-                pass
+            super().release(*self.held.popitem())

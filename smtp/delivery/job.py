@@ -23,6 +23,7 @@ from . import context, lease, router
 from .batch import HeldSlots, take_waiting
 from .load import snapshots
 from .outcome import classify
+from .recommit import until_committed
 from .record import Attempt, Target
 from .senders import Snapshot
 from .settle import counted, record_delivered, settle
@@ -145,7 +146,7 @@ def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder, tally: Ta
             elif delivered:
                 _commit_delivered(ctx, delivered, held, tally)  # before the next transaction is sent
                 recorded.update(a.target.id for a in delivered)
-    return _settle(ctx, snap, unsettled, recorded, tally)
+    return _settle(ctx, snap, unsettled, recorded, held, tally)
 
 
 def _first_domain(snap: Snapshot) -> str:
@@ -160,14 +161,18 @@ def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
 
 
 def _commit_delivered(ctx: context.Context, attempts: list[Attempt], held: lease.Holder, tally: Tally | None) -> None:
-    with counted(ctx.db.engine, tally) as (conn, counts):
-        record_delivered(conn, attempts, now=utcnow(), counts=counts)
-        held.keep(conn)
+    def commit() -> None:
+        with counted(ctx.db.engine, tally) as (conn, counts):
+            record_delivered(conn, attempts, now=utcnow(), counts=counts)
+            held.keep(conn)
+
+    until_committed(commit, held, "delivered")
 
 
-def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], recorded: set[int],
+def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], recorded: set[int], held: lease.Holder,
             tally: Tally | None = None) -> datetime | None:
-    settled = settle(ctx.db.engine, snap, attempts, recorded, owner=ctx.worker_id, settings=ctx.settings, tally=tally)
+    settled = until_committed(lambda: settle(ctx.db.engine, snap, attempts, recorded, owner=ctx.worker_id,
+                                             settings=ctx.settings, tally=tally), held, "settle")
     if settled is None:
         log(logger, logging.WARNING, "lease lost before settling", message_id=snap.id)
         return None

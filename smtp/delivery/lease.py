@@ -71,12 +71,19 @@ class Holder:
         self._renewed = at
         return self
 
+    def expires_in(self) -> float:
+        """Seconds until the lease we last set runs out (another worker may take the message after that)."""
+        return self._renewed + self.seconds - time.monotonic()
+
     def keep(self, session: Session | Connection | None = None) -> bool:
         """Still ours? Until a third of the lease has passed nobody else can have taken it."""
         if time.monotonic() - self._renewed < self.seconds / 3:
             return True
-        self._renewed = time.monotonic()
+        at = time.monotonic()
         if session is not None:
-            return renew(session, self.message_id, self.owner, self.seconds)
-        with self.db.engine.begin() as conn:
-            return renew(conn, self.message_id, self.owner, self.seconds)
+            kept = renew(session, self.message_id, self.owner, self.seconds)
+        else:
+            with self.db.engine.begin() as conn:
+                kept = renew(conn, self.message_id, self.owner, self.seconds)
+        self._renewed = at  # not before: a renewal that failed (database away) extended nothing
+        return kept

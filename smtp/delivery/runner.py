@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -29,6 +30,7 @@ from .schedule import schedule_followups
 logger = logging.getLogger(__name__)
 
 
+RESTART_AFTER = 1.0  # seconds before RQ's work loop is started again after it ended on an error
 HEARTBEAT_EVERY = 5.0  # seconds between the worker's own heartbeats when nothing else changed
 SUSPENSION_CHECK_EVERY = 1.0
 
@@ -49,6 +51,11 @@ class DeliveryWorker(SimpleWorker):
     _beat_at = 0.0
     _beat_ttl = 0
     _suspension_checked_at = float("-inf")
+    stop_asked = False  # SIGTERM/SIGINT: RQ's loop ends for good, not for an error
+
+    def request_stop(self, signum, frame) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         super().execute_job(job, queue)
@@ -153,12 +160,32 @@ def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Perio
     if settings.SMTP_DELIVERY_MODE == "smart" and not ctx.relays.relays:
         log(logger, logging.WARNING, "smart mode without a relay delivers direct only: set SMTP_HOST or SMTP_RELAYS")
     try:
-        # maintenance also re-takes the scheduler lock a crashed worker held: every minute, not every ten
-        worker = DeliveryWorker([ctx.queue], connection=ctx.redis, maintenance_interval=60)
-        worker.work(burst=burst, with_scheduler=True, logging_level=settings.LOG_LEVEL)
+        _work(ctx, burst)
     finally:
         stop.set()
         context.reset()
+
+
+def _work(ctx: context.Context, burst: bool) -> None:
+    """RQ's work loop, started again when it ended on an error instead of a stop: RQ quits on any error
+    outside its dequeue, such as Redis going away while it records the end of a job."""
+    while True:
+        # maintenance also re-takes the scheduler lock a crashed worker held: every minute, not every ten
+        worker = DeliveryWorker([ctx.queue], connection=ctx.redis, maintenance_interval=60)
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level=ctx.settings.LOG_LEVEL)
+        except RedisError as exc:  # its teardown could not reach Redis either
+            log(logger, logging.WARNING, "worker loop failed", error=type(exc).__name__)
+        if burst or worker.stop_asked:
+            return
+        log(logger, logging.WARNING, "worker loop ended without a stop request, starting it again")
+        try:
+            time.sleep(RESTART_AFTER)
+        except Exception:  # a stop asked for meanwhile: RQ's signal handler raises StopRequested
+            if not worker.stop_asked:
+                raise
+        if worker.stop_asked:
+            return
 
 
 def main(argv: list[str] | None = None, periodic: Sequence[Periodic] = ()) -> None:

@@ -1,13 +1,21 @@
 """Per destination domain limits shared by all workers through Redis: concurrent connections and new
-connections per minute. Over a limit the caller defers the delivery a little; it never fails it."""
+connections per minute. Over a limit the caller defers the delivery a little; it never fails it. Without
+Redis the limits are not applied (as the inbound rate limits): a delivery under way must still reach its
+commit, and a failed release once a destination has taken the message would have it sent again."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.exceptions import RedisError
+
+from mailferry.logs import get_logger, log
+
+logger = get_logger("smtp.routing.limits")
 
 # KEYS: concurrency zset, rate zset. ARGV: now, token, max_conn, per_minute, slot_ttl, new_connection (1|0).
 # Returns {1, 0} when granted, {0, seconds_to_wait} when not. Reusing an open connection takes no rate token.
@@ -56,15 +64,26 @@ class DomainLimiter:
     def acquire(self, domain: str, now: float | None = None, new_connection: bool = True) -> Grant:
         now = time.time() if now is None else now
         token = uuid.uuid4().hex
-        granted, wait = self.redis.eval(
-            _ACQUIRE, 2, f"{self.prefix}conn:{domain}", f"{self.prefix}rate:{domain}",
-            repr(now), token, self.max_connections, self.per_minute, self.slot_ttl, int(new_connection),
-        )
+        try:
+            granted, wait = self.redis.eval(
+                _ACQUIRE, 2, f"{self.prefix}conn:{domain}", f"{self.prefix}rate:{domain}",
+                repr(now), token, self.max_connections, self.per_minute, self.slot_ttl, int(new_connection),
+            )
+        except RedisError as exc:
+            log(logger, logging.WARNING, "destination limits unavailable, not applied", domain=domain,
+                error=type(exc).__name__)
+            return Grant(True)  # no slot taken: nothing to release
         return Grant(True, token) if int(granted) else Grant(False, retry_after=float(wait))
 
     def release(self, domain: str, grant: Grant) -> None:
-        if grant.granted:
+        """Give the slot back; never raises (a slot Redis could not take back expires after slot_ttl)."""
+        if not (grant.granted and grant.token):
+            return
+        try:
             self.redis.zrem(f"{self.prefix}conn:{domain}", grant.token)
+        except RedisError as exc:
+            log(logger, logging.WARNING, "could not release a destination slot", domain=domain,
+                error=type(exc).__name__)
 
     def in_use(self, domain: str, now: float | None = None) -> int:
         now = time.time() if now is None else now

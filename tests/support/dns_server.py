@@ -6,7 +6,7 @@
     settings: DNS_NAMESERVERS=f"127.0.0.1:{server.port}"
 
 Names not in the zone get NXDOMAIN; a name with records of other types gets NOERROR/NODATA;
-`server.drop(name)` makes queries for a name time out (no answer); `server.queries` counts lookups.
+`server.drop(name)` makes queries for a name time out (no answer) until `server.undrop(name)`; `server.queries` counts lookups.
 """
 
 from __future__ import annotations
@@ -137,6 +137,11 @@ class DnsServer:
     def drop(self, name: str) -> None:
         with self.zone.lock:
             self.zone.dropped.add(_key(name))
+
+    def undrop(self, name: str) -> None:
+        """Answer queries for a dropped name again."""
+        with self.zone.lock:
+            self.zone.dropped.discard(_key(name))
 
     def clear(self) -> None:
         with self.zone.lock:

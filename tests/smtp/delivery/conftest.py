@@ -4,10 +4,9 @@ the delivery context in-process, and real `python worker.py` subprocesses."""
 from __future__ import annotations
 
 import os
-import signal
 import smtplib
 import subprocess
-import sys
+import tempfile
 
 import pytest
 from sqlalchemy import select
@@ -26,7 +25,10 @@ from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import SMTP_SINK, CommandLog, PostfixSink, Sink
-from tests.support.net import free_port
+from tests.support.databases import migrate
+from tests.support.net import free_port, wait_port
+from tests.support.postgres_cluster import PostgresCluster, postgres_bin
+from tests.support.processes import Launcher, ServiceProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -95,9 +97,8 @@ def internet(dns_server):
     net.stop()
 
 
-@pytest.fixture
-def env(db_url, redis_url, internet) -> dict[str, str]:
-    """The environment a worker runs with (also what in-process settings are built from)."""
+def service_env(db_url: str, redis_url: str, internet: Internet) -> dict[str, str]:
+    """The environment a worker or SMTP server process runs with against this loopback internet."""
     return {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "RQ_QUEUE": "mf-test",
         "SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": TEST_SECRET_KEY,
@@ -106,6 +107,12 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
         "DELIVERY_LEASE": "60s", "RECONCILE_INTERVAL": "1s", "LOG_LEVEL": "DEBUG",
         "DIRECT_MAX_NEW_CONNECTIONS_PER_MINUTE": "100000", "ALLOW_PRIVATE_DESTINATIONS": "true",
     }
+
+
+@pytest.fixture
+def env(db_url, redis_url, internet) -> dict[str, str]:
+    """The environment a worker runs with (also what in-process settings are built from)."""
+    return service_env(db_url, redis_url, internet)
 
 
 @pytest.fixture
@@ -196,58 +203,44 @@ def world(db, dsettings, internet) -> World:
     return World(db, dsettings, internet)
 
 
-class WorkerProcess:
+class WorkerProcess(ServiceProcess):
     """`python worker.py` in its own process group (the RQ scheduler is a forked child)."""
 
     def __init__(self, env: dict[str, str], log_path: str):
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+        super().__init__(["worker.py"], env, log_path)
 
-    def start(self) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+
+class SmtpProcess(ServiceProcess):
+    """`python -m smtp` listening on 127.0.0.1:port."""
+
+    def __init__(self, env: dict[str, str], log_path: str):
+        self.port = free_port()
+        super().__init__(["-m", "smtp"], {**env, "SMTP_LISTEN": f"127.0.0.1:{self.port}"}, log_path)
+
+    def start(self) -> "SmtpProcess":
+        super().start()
+        wait_port("127.0.0.1", self.port, timeout=30)
         return self
 
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def stop(self) -> None:
-        self._signal(signal.SIGTERM, wait=15)
-
-    def _signal(self, sig: int, wait: float = 10) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(wait)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def log(self) -> str:
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+    @property
+    def address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
 
 
 @pytest.fixture
 def workers(env, tmp_path):
-    started: list[WorkerProcess] = []
+    """start(**settings) -> a running `python worker.py` on `env` plus those settings; SIGKILLed after the test."""
+    launch = Launcher(WorkerProcess, env, str(tmp_path), "worker")
+    yield launch
+    launch.kill_all()
 
-    def start(**overrides) -> WorkerProcess:
-        worker = WorkerProcess({**env, **{k: str(v) for k, v in overrides.items()}},
-                               str(tmp_path / f"worker{len(started)}.log")).start()
-        started.append(worker)
-        return worker
 
-    yield start
-    for worker in started:
-        worker.kill()
+@pytest.fixture
+def smtp_servers(env, tmp_path):
+    """start(**settings) -> a running `python -m smtp` on the workers' settings; SIGKILLed after the test."""
+    launch = Launcher(SmtpProcess, env, str(tmp_path), "smtp")
+    yield launch
+    launch.kill_all()
 
 
 @pytest.fixture
@@ -352,3 +345,37 @@ def forwarding(world, internet, workers, dsettings) -> Forwarding:
     path = Forwarding(world, internet, workers(), dsettings)
     yield path
     path.stop()
+
+
+@pytest.fixture
+def private_postgres():
+    """(cluster, url): a private PostgreSQL cluster, started, and its migrated database; the test may stop it."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        url = cluster.create_database("mailferry")
+        migrate(url)
+        yield cluster, url
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def small_disk():
+    """A 16 MB tmpfs mounted for the test (a disk a test can fill); skipped where mounting is not allowed."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mountpoint = tempfile.mkdtemp(prefix="mf-disk-")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", mountpoint],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        os.rmdir(mountpoint)
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", mountpoint], check=False)
+        os.rmdir(mountpoint)

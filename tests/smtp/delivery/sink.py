@@ -1,7 +1,8 @@
 """Destination MX hosts for tests: aiosmtpd servers on 127.0.0.x that record what they accept.
 
 Behaviour is scripted per sink: refuse some recipients, answer DATA with queued replies (e.g. one 451
-before accepting), stall on DATA until released (for crash tests), or offer STARTTLS. `CommandLog` sinks
+before accepting), stall on DATA until released, or take a message and hold its 250 (for crash tests), or
+offer STARTTLS. `CommandLog` sinks
 also offer PIPELINING (aiosmtpd does not), log the commands they get and can hang up after each message.
 `PostfixSink` is Postfix's own smtp-sink, which offers PIPELINING too.
 """
@@ -40,6 +41,8 @@ class SinkHandler:
         self.data_replies: list[str] = []  # consumed one per DATA; a 2xx in here still records the message
         self.stalling = threading.Event()
         self.stalled = threading.Event()  # set once a DATA is being held
+        # Records the message, then holds its 250 until cleared: the destination took it, the sender never heard.
+        self.holding_reply = threading.Event()
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -60,6 +63,10 @@ class SinkHandler:
             if reply.startswith("2"):
                 self.messages.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.original_content,
                                               session.ssl is not None, session.host_name or "", id(session)))
+        if reply.startswith("2") and self.holding_reply.is_set():
+            self.stalled.set()
+            while self.holding_reply.is_set():
+                await asyncio.sleep(0.05)
         return reply
 
 
@@ -136,6 +143,7 @@ class Sink:
 
     def stop(self) -> None:
         self.handler.stalling.clear()
+        self.handler.holding_reply.clear()
         self.controller.stop()
 
 

@@ -57,3 +57,13 @@ def test_reusing_an_open_connection_takes_no_rate_token_but_a_concurrency_slot(r
     reused = [limiter.acquire("reuse.test", now=1002 + i, new_connection=False) for i in range(2)]
     assert all(g.granted for g in reused)
     assert not limiter.acquire("reuse.test", now=1005, new_connection=False).granted  # both slots in use
+
+
+def test_without_redis_the_limits_are_not_applied_and_release_never_raises(redis_server, redis_url):
+    limiter = DomainLimiter(make_redis(redis_url), max_connections=1, per_minute=1)
+    held = limiter.acquire("down.test")
+    redis_server.stop()  # the next test's `redis_url` fixture starts it again
+    grant = limiter.acquire("down.test")
+    assert grant.granted  # a delivery under way is not failed for its limits
+    limiter.release("down.test", grant)
+    limiter.release("down.test", held)  # a destination that took the message must not see it again
