@@ -16,7 +16,7 @@ from tests.conftest import make_settings
 
 RELAYS = [{"name": "backup", "host": "relay2.example.test", "port": 587, "user": "backup-user",
            "password": "relay2-password-Kx4vQ"}]
-SECRETS = {"SECRET_KEY": "secret-key-for-the-leak-test-9f3Zr81", "SRS_SECRET": "srs-secret-Wv7nP2",
+SECRETS = {"SECRET_KEY": "secret-key-for-the-leak-test-9f3Zr81", "SRS_SECRET": "srs-secret-for-the-leak-test-Wv7nP2kQ",
            "SMTP_PASSWORD": "relay-password-Zq9mT", "SMTP_RELAYS password": RELAYS[0]["password"]}
 NEW_SECRET = re.compile(r"\bmf_[A-Za-z0-9_-]{20,}")
 
