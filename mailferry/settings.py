@@ -134,6 +134,20 @@ def parse_url(raw: str) -> str:
     return value
 
 
+def parse_public_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not re.match(r"^https?://[^/\s:]+(:\d+)?(/\S*)?$", value):
+        raise ValueError(f"must be an http:// or https:// address such as https://mail.example.com, got {raw!r}")
+    return value
+
+
+def parse_mail_from(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.match(r"^(?:[^<>@]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$", value):
+        raise ValueError(f"must be an address or Name <address>, got {raw!r}")
+    return value
+
+
 def parse_relays(raw: str) -> tuple[dict, ...]:
     if not raw.strip():
         return ()
@@ -252,6 +266,17 @@ SETTINGS: tuple[Setting, ...] = (
     # dashboard
     S("WEB_LISTEN", parse_listen, "127.0.0.1:8000", "host:port of the dashboard for `make run`."),
     S("SIGNUP_ENABLED", parse_bool, "true", "Anyone may create an owner account from the login page."),
+    S("PUBLIC_URL", parse_public_url, "", "The dashboard's address as users reach it (e.g. https://mail.example.com), used in the links of the mail Mailferry sends (confirmations, re-enable links). Empty = http://WEB_LISTEN when it is a loopback address, else https://SMTP_HOSTNAME."),
+    # protecting recipients and owners
+    S("SYSTEM_MAIL_FROM", parse_mail_from, "", "From of the mail Mailferry itself sends (confirmations, notifications, delay warnings). Empty = Mailferry <postmaster@SMTP_HOSTNAME>. Signed with DKIM when a domain here has a key for that address's domain."),
+    S("REQUIRE_VERIFIED_DESTINATIONS", parse_bool, "true", "A destination receives forwarded mail only once its owner clicked the confirmation link sent to it (or an admin marked it verified). false: any address an alias names receives mail, for a closed single-user setup."),
+    S("CONFIRMATION_LINK_MAX_AGE", parse_duration, "3d", "How long a destination or sign-up confirmation link stays valid; a new one can be sent from the dashboard."),
+    S("BOUNCE_DISABLE_THRESHOLD", lambda r: parse_int(r, 1), "12", "More permanent failures than this to one destination within 24 hours suspend the destination (its aliases keep working for their other destinations) and tell its owner; three 'user unknown' (5.1.1) replies in a row suspend it at once."),
+    S("DELAY_WARNING_TIME", parse_duration, "4h", "When mail for an owner's destination is still undelivered after this long, the owner (never the sender) gets one 'still trying' message."),
+    S("DKIM_ROTATION_REMINDER_DAYS", lambda r: parse_int(r, 0), "180", "Remind a domain's owner to rotate its DKIM key once the active key is this many days old; 0 = never."),
+    S("RETENTION_DAYS", lambda r: parse_int(r, 0), "7", "Days the content (raw bytes) of a message is kept after it reached a final state (delivered, bounced, given up); never deleted before. 0 = deleted at the next cleanup after the final state."),
+    S("LOG_RETENTION_DAYS", lambda r: parse_int(r, 1), "30", "Days a message's metadata (envelope, states, attempts) is kept after its final state; then it is deleted. At least RETENTION_DAYS."),
+    S("REQUIRE_ADMIN_2FA", parse_bool, "false", "Admins must enrol a TOTP authenticator: until they do, every dashboard page sends them to the two-factor set-up."),
     S("SESSION_COOKIE_SECURE", parse_bool, "false", "Send the session cookie over HTTPS only (turn on behind TLS)."),
     S("SMTP_PUBLIC_IPS", parse_str, "", "Comma list of this server's public addresses, used to evaluate SPF. Empty = A/AAAA of SMTP_HOSTNAME."),
     S("REVERIFY_INTERVAL", parse_duration, "1d", "How often the worker re-checks every domain's DNS records and records which one broke."),
@@ -293,6 +318,26 @@ class Settings:
         return primary + extra
 
     @property
+    def public_url(self) -> str:
+        """Base of the links in the mail we send (PUBLIC_URL, or a guess from WEB_LISTEN / SMTP_HOSTNAME)."""
+        if self.PUBLIC_URL:
+            return self.PUBLIC_URL
+        host, port = self.WEB_LISTEN
+        if host.startswith("127.") or host in ("localhost", "::1"):
+            return f"http://{host}:{port}"
+        return f"https://{self.SMTP_HOSTNAME}"
+
+    @property
+    def system_mail_from(self) -> tuple[str, str]:
+        """(display name, address) of the mail Mailferry itself sends."""
+        if not self.SYSTEM_MAIL_FROM:
+            return "Mailferry", f"postmaster@{self.SMTP_HOSTNAME}"
+        name, _, rest = self.SYSTEM_MAIL_FROM.partition("<")
+        if not rest:
+            return "", self.SYSTEM_MAIL_FROM
+        return name.strip().strip('"'), rest.rstrip(">").strip()
+
+    @property
     def srs_secret(self) -> str:
         return self.SRS_SECRET or f"srs:{self.SECRET_KEY}"
 
@@ -315,6 +360,8 @@ def _check_together(values: dict) -> None:
         names.append(name)
     if values["SMTP_DELIVERY_MODE"] in ("relay", "hybrid") and not (values["SMTP_HOST"] or values["SMTP_RELAYS"]):
         raise SettingsError("SMTP_DELIVERY_MODE", f"{values['SMTP_DELIVERY_MODE']} mode needs a relay: set SMTP_HOST or SMTP_RELAYS")
+    if values["LOG_RETENTION_DAYS"] < values["RETENTION_DAYS"]:
+        raise SettingsError("LOG_RETENTION_DAYS", "must be at least RETENTION_DAYS (a message's record outlives its content)")
     if values["MX_CACHE_MIN_TTL"] > values["MX_CACHE_MAX_TTL"]:
         raise SettingsError("MX_CACHE_MIN_TTL", "must not be larger than MX_CACHE_MAX_TTL")
     if not values["DATABASE_URL"].startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):

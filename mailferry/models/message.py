@@ -42,7 +42,7 @@ class Message(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     # What the inbound checks found (smtp/inbound): our Authentication-Results as JSON, whether From must be
     # rewritten on the way out, why no DSN may be sent ("" = one may), and the filter's score and reason.
     auth_results: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -50,6 +50,8 @@ class Message(Base):
     dsn_block: Mapped[str] = mapped_column(String(64), default="")
     spam_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     filter_reason: Mapped[str] = mapped_column(Text, default="")
+    # Retention: `raw` is emptied RETENTION_DAYS after the message reached a final state; this says when.
+    content_deleted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     deliveries: Mapped[list["Delivery"]] = relationship(back_populates="message", cascade="all, delete-orphan", order_by="Delivery.id")
 
@@ -76,6 +78,7 @@ class Delivery(Base):
     tls: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    delay_warned_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # the owner was told it is late
 
     message: Mapped[Message] = relationship(back_populates="deliveries")
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, insert, update
 from mailferry.models import Delivery, DeliveryAttempt
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, FINAL_DELIVERY_STATES
 from mailferry.settings import Settings
+from mailferry.system_mail import SYSTEM_KIND
 
 from .dsn import DSN_KIND, Failure
 from .outcome import Reply, classify
@@ -125,7 +126,7 @@ def write_outcomes(conn: Connection, outcomes: Iterable[Outcome], *, now: dateti
         conn.execute(_LOG, rows)
     for o in applied:
         kind, domain_id, alias_id = taken[o.target.id]
-        if kind != DSN_KIND:
+        if kind not in (DSN_KIND, SYSTEM_KIND):  # our own mail is not forwarded mail
             _count(counts, o, domain_id, alias_id, now)
     return applied
 

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import srslib
 
+from mailferry.system_mail import SYSTEM_KIND
 from smtp.from_rewrite import rewrite_from
 from smtp.inbound.authentication import AuthResults
 from smtp.routes import FORWARD, domain_of
@@ -82,6 +83,9 @@ class Senders:
     def outbound(self, snap: Snapshot, unit: Unit, relay: Relay | None) -> Outbound:
         if unit.kind == DSN_KIND:  # our own bounce: null sender, nothing to add
             return Outbound("", crlf_only(snap.raw), False)
+        if unit.kind == SYSTEM_KIND:  # our own notice: our envelope, signed by the sender's domain when it can be
+            return forward(crlf_only(snap.raw), envelope_from=snap.mail_from, received=b"",
+                           key=self.keys.get(domain_of(snap.mail_from)))
         members = unit.members
         received = received_header(
             helo=snap.helo, peer=snap.peer, hostname=self.hostname, message_id=snap.id, used_tls=snap.used_tls,
