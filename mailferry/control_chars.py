@@ -22,3 +22,10 @@ def first_control_character(value: str) -> str | None:
         return None
     char = found.group()
     return _NAMES.get(char, f"the control character U+{ord(char):04X}")
+
+
+def one_line(value: str, limit: int = 200) -> str:
+    """`value` as one line of text for a notice: control characters become spaces, runs of spaces one, at most
+    `limit` characters (then an ellipsis)."""
+    text = " ".join(_CONTROL.sub(" ", value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

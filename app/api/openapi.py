@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailferry.models.notification import NOTIFICATION_KINDS
+
 ERROR = {"$ref": "#/components/responses/Error"}
 
 
@@ -44,6 +46,9 @@ POLICY = _obj(
     spam_threshold={"type": ["number", "null"], "minimum": 0, "maximum": 1000,
                     "description": "null = rspamd's own actions"},
 )
+
+
+NOTICES = {**_obj(**dict.fromkeys(NOTIFICATION_KINDS, BOOL)), "additionalProperties": False}
 
 
 def paths() -> dict:
@@ -105,6 +110,11 @@ def paths() -> dict:
         "/users/{user_id}": {"patch": _op("Change role or deactivate (admins; never the last admin)", (_param("user_id"),),
                                           _obj(role={"type": "string", "enum": ["owner", "admin"]}, active=BOOL),
                                           tag="admin")},
+        "/account/notifications": {
+            "get": _op("Your notice switches: {kind: on?} for every kind", tag="account"),
+            "put": _op("Turn kinds of notices on or off; kinds left out keep their setting", body=NOTICES,
+                       tag="account"),
+        },
         "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache and delivery routes/relays (admins)", tag="stats")},
         "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],

@@ -10,6 +10,7 @@ from app.services import (
     domain_policy,
     domains,
     message_log,
+    notification_prefs,
     quarantine,
     stats,
     users,
@@ -326,6 +327,21 @@ def update_user(user_id: int):
             raise ServiceError(NOT_FOUND, f"no user #{user_id}", "user")
         users.update_user(s, user, api_actor(), role=_field(data, "role", str), active=_field(data, "active", bool))
         return jsonify(user=_user_dict(user))
+
+
+# ---- account ----
+
+@bp.get("/account/notifications")
+def get_notifications():
+    with get_db().session() as s:
+        return jsonify(notifications=notification_prefs.preferences(s, api_actor().id, api_actor()))
+
+
+@bp.put("/account/notifications")
+def set_notifications():
+    changes = _body()
+    with get_db().session() as s:
+        return jsonify(notifications=notification_prefs.set_preferences(s, api_actor().id, api_actor(), changes))
 
 
 # ---- stats ----

@@ -4,11 +4,12 @@ from flask import abort, flash, redirect, render_template, request, session, url
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import actor, get_db, get_redis, get_settings
-from app.services import tokens, users
+from app.services import notification_prefs, tokens, users
 from app.services.errors import ServiceError
 from app.services.login_limit import LoginLimiter
 from app.web import apply_error
 from mailferry.models import User
+from mailferry.models.notification import NOTIFICATION_KINDS
 
 from . import bp
 from .forms import LoginForm, PasswordForm, SignupForm, TokenForm
@@ -127,3 +128,21 @@ def revoke_token(token_id: int):
         tokens.revoke_token(s, token_id, actor())
     flash("Token revoked.")
     return redirect(url_for("auth.account"))
+
+
+@bp.app_template_global()
+def notification_switches() -> list[notification_prefs.Switch]:
+    """The signed-in owner's notice switches, for auth/_notifications.html (whichever view renders the page)."""
+    with get_db().session() as s:
+        return notification_prefs.switches(s, current_user.id, actor())
+
+
+@bp.post("/account/notifications")
+@login_required
+def notifications():
+    # A checkbox left unticked is not sent: every kind missing from the form is turned off.
+    with get_db().session() as s:
+        notification_prefs.set_preferences(s, current_user.id, actor(),
+                                           {kind: kind in request.form for kind in NOTIFICATION_KINDS})
+    flash("Notification settings saved.")
+    return redirect(url_for("auth.account") + "#notifications")

@@ -100,6 +100,8 @@ def reverify(as_json: bool) -> None:
     lines = [f"Checked {summary['checked']} domains, {summary['passed']} pass ownership and MX."]
     lines += [f"  {name}: broke {', '.join(checks)}" for name, checks in summary["newly_broken"].items()]
     lines += [f"  domain #{e['domain_id']}: error {e['error']}" for e in summary["errors"]]
+    if summary["notices"]:
+        lines.append(f"Told owners about {summary['notices']} broken records.")
     emit(as_json, summary, lines)
 
 

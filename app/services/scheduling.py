@@ -7,6 +7,7 @@ from rq import Queue
 
 from mailferry.settings import Settings
 
+from .daily_notices import DAILY_NOTICES_JOB
 from .quarantine import PURGE_JOB
 from .verification import REVERIFY_JOB
 
@@ -15,6 +16,9 @@ REVERIFY_JOB_ID = "reverify-domains"
 PURGE_LOCK = "mailferry:quarantine-purge:last"
 PURGE_JOB_ID = "purge-quarantine"
 PURGE_INTERVAL = 3600  # seconds: quarantined mail is kept for days, an hour late is harmless
+NOTICES_LOCK = "mailferry:daily-notices:last"
+NOTICES_JOB_ID = "daily-notices"
+NOTICES_INTERVAL = 86400  # seconds: one quarantine digest a day
 
 
 def _enqueue_once(redis: Redis, queue: Queue, lock: str, interval: int, func: str, job_id: str,
@@ -36,3 +40,9 @@ def enqueue_quarantine_purge_if_due(redis: Redis, queue: Queue, settings: Settin
     """Enqueue the purge of quarantined mail older than QUARANTINE_DAYS, at most once per PURGE_INTERVAL
     across every worker; True when this call enqueued the job."""
     return _enqueue_once(redis, queue, PURGE_LOCK, PURGE_INTERVAL, PURGE_JOB, PURGE_JOB_ID, 600)
+
+
+def enqueue_daily_notices_if_due(redis: Redis, queue: Queue, settings: Settings) -> bool:
+    """Enqueue the quarantine digests and DKIM rotation reminders at most once per NOTICES_INTERVAL across
+    every worker; True when this call enqueued the job."""
+    return _enqueue_once(redis, queue, NOTICES_LOCK, NOTICES_INTERVAL, DAILY_NOTICES_JOB, NOTICES_JOB_ID, 1800)

@@ -25,6 +25,7 @@ from mailferry.logs import log
 from mailferry.models import DkimKey, Domain, utcnow
 from mailferry.resolver import make_resolver
 from mailferry.settings import Settings
+from mailferry.system_mail import dispatch
 
 from .access import SYSTEM, Actor
 from .dkim_keys import txt_record
@@ -39,6 +40,7 @@ from .dns_checks import (  # noqa: F401  (CheckResult and the constants are part
     ownership_name,
     run_checks,
 )
+from .dns_notices import notify_broken
 from .errors import FORBIDDEN, ServiceError
 
 logger = logging.getLogger("mailferry.verification")
@@ -198,11 +200,13 @@ def stored_report(domain: Domain) -> VerificationReport | None:
 
 
 def reverify_all(db: Database, settings: Settings, resolver: dns.resolver.Resolver | None = None) -> dict:
-    """The daily job: re-run the checks of every domain, one transaction each, recording what broke."""
+    """The daily job: re-run the checks of every domain, one transaction each, recording what broke and telling
+    the owner about each break not announced yet (a break a dashboard check recorded included)."""
     resolver = resolver or make_resolver(settings)
     with db.session() as session:
         ids = list(session.scalars(select(Domain.id).order_by(Domain.id)))
-    summary = {"checked": 0, "passed": 0, "errors": [], "newly_broken": {}}
+    summary = {"checked": 0, "passed": 0, "errors": [], "newly_broken": {}, "notices": 0}
+    notices: list[str] = []
     for domain_id in ids:
         try:
             with db.session() as session:
@@ -212,14 +216,18 @@ def reverify_all(db: Database, settings: Settings, resolver: dns.resolver.Resolv
                 before = set(domain.broken_since or {})
                 report = verify_domain(session, domain, settings, resolver)
                 broken = sorted(set(domain.broken_since or {}) - before)
+                queued = notify_broken(session, settings, domain, expected_records(domain, settings))
         except Exception as exc:  # one bad domain must not stop the others
             log(logger, logging.ERROR, "re-verification failed", domain_id=domain_id, error=repr(exc))
             summary["errors"].append({"domain_id": domain_id, "error": str(exc)})
             continue
+        notices += queued  # committed with the domain's new state
         summary["checked"] += 1
         summary["passed"] += int(report.passed)
         if broken:
             summary["newly_broken"][report.domain] = broken
+    dispatch(settings, notices)
+    summary["notices"] = len(notices)
     return summary
 
 

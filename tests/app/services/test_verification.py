@@ -247,7 +247,7 @@ def test_reverify_all_checks_every_domain(db, owner, app_settings, good_domain):
     with db.session() as s:
         add_domain(s, "second.test", owner)
     summary = reverify_all(db, app_settings)
-    assert summary == {"checked": 2, "passed": 1, "errors": [], "newly_broken": {}}
+    assert summary == {"checked": 2, "passed": 1, "errors": [], "newly_broken": {}, "notices": 0}
 
 
 def test_force_is_for_admins_only(db, owner, admin, app_settings):
