@@ -25,9 +25,10 @@ def cheap_password_hashing(monkeypatch):
 
 
 @pytest.fixture
-def app_settings(db_url, dns_server):
+def app_settings(db_url, dns_server, redis_url):
+    """The private Redis too: services dispatch the notices they queue (never to a Redis on the default port)."""
     return make_settings(DATABASE_URL=db_url, DNS_NAMESERVERS=dns_server.nameservers, DNS_TIMEOUT=1,
-                         SMTP_PUBLIC_IPS=SERVER_IP, SMTP_HOSTNAME=HOSTNAME)
+                         SMTP_PUBLIC_IPS=SERVER_IP, SMTP_HOSTNAME=HOSTNAME, REDIS_URL=redis_url)
 
 
 @pytest.fixture
