@@ -5,10 +5,14 @@ from rq.job import Job
 
 from app.services.domains import add_domain
 from app.services.scheduling import (
+    NOTICES_INTERVAL,
+    NOTICES_JOB_ID,
+    NOTICES_LOCK,
     PURGE_INTERVAL,
     PURGE_JOB_ID,
     PURGE_LOCK,
     REVERIFY_JOB_ID,
+    enqueue_daily_notices_if_due,
     enqueue_quarantine_purge_if_due,
     enqueue_reverify_if_due,
 )
@@ -59,7 +63,27 @@ def test_quarantine_purge_runs_once_per_hour_through_a_real_rq_worker(db, redis_
         assert [m.id for m in s.query(Message)] == ["new"]
 
 
-def test_the_worker_runs_both_periodic_jobs():
+def test_the_worker_runs_every_periodic_job():
     import worker
 
-    assert set(worker.PERIODIC) == {enqueue_reverify_if_due, enqueue_quarantine_purge_if_due}
+    assert set(worker.PERIODIC) == {enqueue_reverify_if_due, enqueue_quarantine_purge_if_due,
+                                    enqueue_daily_notices_if_due}
+
+
+def test_daily_notices_run_once_per_day_through_a_real_rq_worker(db, redis_conn, redis_url, app_settings, owner,
+                                                                 monkeypatch):
+    with db.session() as s:
+        domain_id = add_domain(s, "owned.test", owner).id
+    seed_quarantined(db, "held", domain_id, received_at=utcnow() - timedelta(hours=1))
+    periodic = get_queue(redis_conn, "mf-periodic")  # the deliveries the job dispatches go to RQ_QUEUE, not here
+    assert enqueue_daily_notices_if_due(redis_conn, periodic, app_settings)
+    assert not enqueue_daily_notices_if_due(redis_conn, periodic, app_settings)  # another worker, same day
+    assert NOTICES_INTERVAL - 100 < redis_conn.ttl(NOTICES_LOCK) <= NOTICES_INTERVAL
+    for name, value in {"DATABASE_URL": db.url, "REDIS_URL": redis_url, "RQ_QUEUE": "mf-deliveries",
+                        "SECRET_KEY": app_settings.SECRET_KEY}.items():
+        monkeypatch.setenv(name, value)
+    SimpleWorker([periodic], connection=redis_conn).work(burst=True)
+    job = Job.fetch(NOTICES_JOB_ID, connection=redis_conn)
+    assert job.get_status() == "finished", job.latest_result().exc_string if job.latest_result() else None
+    assert job.return_value() == {"quarantine_digests": 1, "dkim_reminders": 0}
+    assert get_queue(redis_conn, "mf-deliveries").count == 1  # the digest, dispatched after its commit
