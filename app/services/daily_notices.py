@@ -11,6 +11,7 @@ from mailferry.logs import log
 from mailferry.settings import Settings
 
 from .dkim_reminders import send_rotation_reminders
+from .jobs import run_with_database
 from .quarantine_digest import send_digests
 
 logger = logging.getLogger("mailferry.daily_notices")
@@ -31,14 +32,7 @@ def run_daily_notices(db: Database, settings: Settings, now: datetime | None = N
 
 def daily_notices_job() -> dict:
     """RQ entry point for the daily schedule (DAILY_NOTICES_JOB); builds its own settings and database."""
-    from mailferry.settings import load_settings
-
-    settings = load_settings()
-    db = Database(settings.DATABASE_URL)
-    try:
-        return run_daily_notices(db, settings)
-    finally:
-        db.dispose()
+    return run_with_database(run_daily_notices)
 
 
 DAILY_NOTICES_JOB = "app.services.daily_notices.daily_notices_job"

@@ -42,6 +42,7 @@ from .dns_checks import (  # noqa: F401  (CheckResult and the constants are part
 )
 from .dns_notices import notify_broken
 from .errors import FORBIDDEN, ServiceError
+from .jobs import run_with_database
 
 logger = logging.getLogger("mailferry.verification")
 
@@ -233,14 +234,7 @@ def reverify_all(db: Database, settings: Settings, resolver: dns.resolver.Resolv
 
 def reverify_job() -> dict:
     """RQ entry point for the daily schedule (REVERIFY_JOB); builds its own settings and database."""
-    from mailferry.settings import load_settings
-
-    settings = load_settings()
-    db = Database(settings.DATABASE_URL)
-    try:
-        return reverify_all(db, settings)
-    finally:
-        db.dispose()
+    return run_with_database(reverify_all)
 
 
 REVERIFY_JOB = "app.services.verification.reverify_job"

@@ -35,3 +35,12 @@ def test_the_new_api_endpoints_and_fields_are_in_the_readme():
                  "dmarc_reject_policy", "dmarc_quarantine_policy", "spam_action", "spam_threshold", "effective_policy",
                  "domains policy NAME [--dmarc-reject reject\\|rewrite\\|quarantine\\|default]"):
         assert text in readme, text
+
+
+def test_every_notification_kind_and_its_switch_are_in_the_readme():
+    from mailferry.models.notification import NOTIFICATION_KINDS
+
+    section = _readme().partition("## Notifications")[2].partition("\n## ")[0]
+    for kind in NOTIFICATION_KINDS:
+        assert f"(`{kind}`)" in section, kind
+    assert "PUT /api/v1/account/notifications" in section and "Account page" in section

@@ -113,3 +113,13 @@ def test_a_long_digest_lists_the_first_and_counts_the_rest(db, app_settings, own
     [digest] = notices(db, QUARANTINE_DIGEST)
     assert digest.mime["Subject"] == f"Quarantine: {LISTED + 2} new messages held for you"
     assert digest.text.count("Subject: Cheap watches") == LISTED and "and 2 more" in digest.text
+
+
+def test_control_characters_do_not_reach_the_digest(db, app_settings, owner):
+    domain_id = owned(db, owner)
+    now = utcnow()
+    hold(db, "held", domain_id, now - timedelta(hours=1), subject="\x1b[2JRed\u2028Bcc: victim@x.test\x07")
+    assert send_digests(db, app_settings, now) == 1
+    [digest] = notices(db, QUARANTINE_DIGEST)
+    assert "Subject: [2JRed Bcc: victim@x.test" in digest.text
+    assert not {"\x1b", "\u2028", "\x07"} & set(digest.text + digest.html)
