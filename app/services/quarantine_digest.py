@@ -112,6 +112,7 @@ def _held(owner_id: int, since: datetime | None, cutoff: datetime):
 def _message(settings: Settings, total: int, sections: list[DomainSection]) -> SystemMessage:
     listed = sum(len(s.items) for s in sections)
     text, html = render(QUARANTINE_DIGEST, total=total, more=total - listed, sections=sections,
+                        keep_days=settings.QUARANTINE_DAYS,
                         settings_url=notice_links.notification_settings(settings))
     subject = f"Quarantine: {total} new message{'s' if total != 1 else ''} held for you"
     return SystemMessage(to="", subject=subject, text=text, html=html, kind=QUARANTINE_DIGEST)

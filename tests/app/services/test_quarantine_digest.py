@@ -55,7 +55,7 @@ def test_one_digest_a_day_of_what_was_held_since_the_last(db, app_settings, owne
     for shown in ("owned.test", "sender@outside.test", "Cheap watches", "rspamd: add header, spam score 9.50",
                   f"{app_settings.public_url}/domains/{domain_id}/quarantine"):
         assert shown in text and shown in html, shown
-    assert SCRIPT in text
+    assert SCRIPT in text and f"deleted after {app_settings.QUARANTINE_DAYS} days" in text
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert BODY not in digest.mime.as_string()
 
