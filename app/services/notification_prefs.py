@@ -32,8 +32,8 @@ DESCRIPTIONS = {
                                              "sender, subject, domain and why, never the content."),
     DKIM_ROTATION: ("DKIM key rotation", "Once per key, when a domain's active DKIM key gets old enough to be "
                                          "replaced."),
-    DELAY_WARNING: ("Delayed mail", "Once per message, when mail for one of your destinations is still "
-                                    "undelivered after hours of retrying (never sent to the sender)."),
+    DELAY_WARNING: ("Delayed mail", "One \"still trying\" message when mail for one of your destinations is "
+                                    "still undelivered after hours of retrying (the sender is not told)."),
 }
 
 

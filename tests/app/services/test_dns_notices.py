@@ -64,6 +64,17 @@ def test_a_timeout_then_a_failure_is_announced_with_what_was_found(db, app_setti
     assert f"Record:   TXT _dmarc.{NAME}" in notice.text and "rua=mailto:x@example.test" in notice.text
 
 
+def test_a_break_announced_during_a_timeout_says_what_was_last_found(db, app_settings, good_domain, dns_server):
+    with db.session() as s:
+        verify_domain(s, s.get(Domain, good_domain), app_settings)
+        dns_server.set(NAME, "MX", "10 mx.elsewhere.test.")
+        verify_domain(s, s.get(Domain, good_domain), app_settings)  # the break, seen on the dashboard
+    dns_server.drop(NAME)  # the daily run only gets timeouts
+    assert reverify_all(db, app_settings)["notices"] == 1
+    [notice] = notices(db, DNS_BROKEN)
+    assert "Found:    10 mx.elsewhere.test" in notice.text and f"no MX record points to {HOSTNAME}" in notice.text
+
+
 def test_a_break_found_by_a_dashboard_check_is_announced_by_the_next_daily_run(db, app_settings, good_domain,
                                                                               dns_server):
     with db.session() as s:
