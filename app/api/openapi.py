@@ -105,6 +105,16 @@ def paths() -> dict:
         "/users/{user_id}": {"patch": _op("Change role or deactivate (admins; never the last admin)", (_param("user_id"),),
                                           _obj(role={"type": "string", "enum": ["owner", "admin"]}, active=BOOL),
                                           tag="admin")},
+        "/tokens": {
+            "get": _op("Your API tokens (never their secrets)", tag="tokens"),
+            "post": _op("Create a token; its secret is in this response only. A token made with an expiring token "
+                        "must expire no later", body=_obj(("name",), name=STR, read_only={
+                            **BOOL, "description": "GET and HEAD only"}, expires_in_days={
+                            "type": ["integer", "null"], "minimum": 1, "maximum": 365,
+                            "description": "absent or null: never expires"}), ok="201", tag="tokens"),
+        },
+        "/tokens/{token_id}": {"delete": _op("Revoke a token (admins: anyone's)", (_param("token_id"),), ok="204",
+                                             tag="tokens")},
         "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache and delivery routes/relays (admins)", tag="stats")},
         "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],
