@@ -38,5 +38,9 @@ class CodeForm(FlaskForm):
                        validators=[DataRequired(), Length(max=32)])
 
 
+class SetupCodeForm(FlaskForm):
+    code = StringField("Code from your authenticator app", validators=[DataRequired(), Length(max=6)])
+
+
 class DisableTwoFactorForm(CodeForm):
     password = PasswordField("Password", validators=[DataRequired()])

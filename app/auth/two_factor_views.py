@@ -16,7 +16,7 @@ from app.web import apply_error
 from mailferry.models import User
 
 from . import bp, pending_login
-from .forms import CodeForm, DisableTwoFactorForm, PasswordForm, TokenForm
+from .forms import CodeForm, DisableTwoFactorForm, PasswordForm, SetupCodeForm, TokenForm
 from .views import TOO_MANY, _account_page, _limiter, _safe_next, _start_session
 
 # What an admin without two-factor authentication may still reach when REQUIRE_ADMIN_2FA is on.
@@ -66,7 +66,7 @@ def login_two_factor():
 @bp.route("/account/2fa", methods=["GET", "POST"])
 @login_required
 def two_factor_setup():
-    form = CodeForm()
+    form = SetupCodeForm()
     key = get_settings().SECRET_KEY
     with get_db().session() as s:
         user = s.get(User, current_user.id)

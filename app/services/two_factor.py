@@ -105,6 +105,12 @@ def disable(session: Session, user: User, secret_key: str, password: str, code: 
         raise ServiceError(INVALID, "the password is wrong", "password")
     if check_second_factor(session, user, secret_key, code) is None:
         raise ServiceError(INVALID, WRONG_CODE, "code")
+    reset(session, user)
+
+
+def reset(session: Session, user: User) -> None:
+    """Turns 2FA off without a code: the operator's CLI, for a user who lost both the app and the recovery codes.
+    Every session of the user ends."""
     user.totp_secret_enc, user.totp_enabled_at = None, None
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     end_sessions(session, user)
