@@ -34,14 +34,14 @@ def enrol(db, web_settings, user) -> tuple[str, list[str]]:
     return secret, codes
 
 
-def password_step(browser: Browser, email: str = OWNER[0], password: str = OWNER[1], next_path: str = ""):
-    response = browser.post(f"/login{next_path}", {"email": email, "password": password})
+def password_step(browser: Browser, email: str = OWNER[0], password: str = OWNER[1], next_path: str = "", **kw):
+    response = browser.post(f"/login{next_path}", {"email": email, "password": password}, **kw)
     assert response.status_code == 302 and response.headers["Location"] == "/login/2fa", response.status_code
     return response
 
 
-def code_step(browser: Browser, value: str):
-    return browser.post("/login/2fa", {"code": value})
+def code_step(browser: Browser, value: str, **kw):
+    return browser.post("/login/2fa", {"code": value}, **kw)
 
 
 def signed_in(browser: Browser) -> bool:
@@ -125,16 +125,22 @@ def test_a_password_change_ends_the_pending_login(browser, db, enrolled, owner):
 
 
 def test_wrong_codes_count_towards_the_login_limit_and_the_password_does_not_reset_it(web_settings, db, owner):
+    """From a new address each time, as an attacker with the password and many addresses would: only the
+    account's counter stands between them and guessing codes."""
     app = make_web_app(web_settings.replace(LOGIN_RATE_LIMIT=3))
     secret, _codes = enrol(db, web_settings, owner)
-    browser = Browser(app)
-    password_step(browser)
+    browser, addresses = Browser(app), (f"127.0.0.{n}" for n in range(100, 200))
+
+    def fresh() -> dict:
+        return {"environ_base": {"REMOTE_ADDR": next(addresses)}}
+
+    password_step(browser, **fresh())
     for _ in range(2):
-        assert code_step(browser, wrong(secret)).status_code == 400
-    password_step(browser)  # the right password again: the two failures still count
-    assert code_step(browser, wrong(secret)).status_code == 400
-    assert code_step(browser, code(secret, 1)).status_code == 429
-    response = browser.post("/login", {"email": OWNER[0], "password": OWNER[1]})
+        assert code_step(browser, wrong(secret), **fresh()).status_code == 400
+    password_step(browser, **fresh())  # the right password again: the two failures still count
+    assert code_step(browser, wrong(secret), **fresh()).status_code == 400
+    assert code_step(browser, code(secret, 1), **fresh()).status_code == 429
+    response = browser.post("/login", {"email": OWNER[0], "password": OWNER[1]}, **fresh())
     assert response.status_code == 429 and not signed_in(browser)
 
 
@@ -208,3 +214,22 @@ def test_require_admin_2fa_sends_an_admin_without_it_to_the_set_up(web_settings,
 
 def test_without_require_admin_2fa_an_admin_is_not_sent_anywhere(admin_browser):
     assert signed_in(admin_browser)
+
+
+def test_codes_guessed_on_the_account_page_count_towards_the_login_limit(web_settings, db, owner):
+    """Someone holding a stolen session must not guess codes there for new recovery codes without limit."""
+    app = make_web_app(web_settings.replace(LOGIN_RATE_LIMIT=3))
+    secret, _codes = enrol(db, web_settings, owner)
+    browser = Browser(app)
+    password_step(browser)
+    assert code_step(browser, code(secret, 0)).status_code == 302
+    for _ in range(3):
+        response = browser.post("/account/2fa/recovery-codes", {"tfr-code": wrong(secret)}, csrf_page="/account")
+        assert response.status_code == 400
+    response = browser.post("/account/2fa/recovery-codes", {"tfr-code": code(secret, 1)}, csrf_page="/account")
+    assert response.status_code == 400 and "Too many failed logins" in response.get_data(as_text=True)
+    response = browser.post("/account/2fa/disable", {"tfd-password": OWNER[1], "tfd-code": code(secret, 1)},
+                            csrf_page="/account")
+    assert response.status_code == 400 and "Too many failed logins" in response.get_data(as_text=True)
+    with db.session() as s:
+        assert two_factor.is_enabled(s.get(User, owner.id))
