@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 from app.auth.session_user import SessionUser
 from app.extensions import get_db
 from app.services.errors import ServiceError
-from app.services.tokens import authenticate_token
+from app.services.tokens import TokenRefused, allows, authenticate_token
 
 from . import bp
 
@@ -29,11 +29,18 @@ def authenticate():
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return error(401, "unauthorized", "send an API token as 'Authorization: Bearer <token>'")
-    with get_db().session() as s:
-        user = authenticate_token(s, secret.strip())
-        g.api_actor = SessionUser(user) if user is not None else None
-    if g.api_actor is None:
+    try:
+        with get_db().session() as s:
+            token = authenticate_token(s, secret.strip())
+            g.api_actor, g.api_token_expires_at = SessionUser(token.user), token.expires_at
+            read_only = not allows(token, request.method)
+    except TokenRefused as refused:
+        if refused.reason == "expired":
+            return error(401, "expired", f"the API token expired at {refused.expires_at.isoformat()}Z; "
+                                         "create a new one on the Account page")
         return error(401, "unauthorized", "the API token is unknown or revoked")
+    if read_only:
+        return error(403, "read_only", f"this API token is read-only: it may only GET and HEAD, not {request.method}")
     return None
 
 
@@ -49,3 +56,8 @@ def http_error(exc: HTTPException):
 
 def api_actor() -> SessionUser:
     return g.api_actor
+
+
+def api_token_expires_at():
+    """When the token of this request expires (None: never): a token it creates may not outlive it."""
+    return g.api_token_expires_at

@@ -115,6 +115,17 @@ def paths() -> dict:
             "put": _op("Turn kinds of notices on or off; kinds left out keep their setting", body=NOTICES,
                        tag="account"),
         },
+
+        "/tokens": {
+            "get": _op("Your API tokens (never their secrets)", tag="tokens"),
+            "post": _op("Create a token; its secret is in this response only. A token made with an expiring token "
+                        "must expire no later", body=_obj(("name",), name=STR, read_only={
+                            **BOOL, "description": "GET and HEAD only"}, expires_in_days={
+                            "type": ["integer", "null"], "minimum": 1, "maximum": 365,
+                            "description": "absent or null: never expires"}), ok="201", tag="tokens"),
+        },
+        "/tokens/{token_id}": {"delete": _op("Revoke a token (admins: anyone's)", (_param("token_id"),), ok="204",
+                                             tag="tokens")},
         "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache and delivery routes/relays (admins)", tag="stats")},
         "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],

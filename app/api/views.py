@@ -13,6 +13,7 @@ from app.services import (
     notification_prefs,
     quarantine,
     stats,
+    tokens,
     users,
     verification,
 )
@@ -21,7 +22,7 @@ from mailferry.delivery_stats import delivery_stats
 from mailferry.models import User
 
 from . import bp
-from .auth import api_actor
+from .auth import api_actor, api_token_expires_at
 from .openapi import document
 
 _TYPE_NAMES = {str: "string", bool: "boolean", list: "list", int: "integer"}
@@ -342,6 +343,31 @@ def set_notifications():
     changes = _body()
     with get_db().session() as s:
         return jsonify(notifications=notification_prefs.set_preferences(s, api_actor().id, api_actor(), changes))
+
+# ---- API tokens (the caller's own) ----
+
+@bp.get("/tokens")
+def list_tokens():
+    with get_db().session() as s:
+        return jsonify(tokens=[tokens.token_dict(t) for t in tokens.list_tokens(s, s.get(User, api_actor().id))])
+
+
+@bp.post("/tokens")
+def create_token():
+    data = _body()
+    with get_db().session() as s:
+        token, secret = tokens.create_token(s, s.get(User, api_actor().id), _field(data, "name", str, required=True),
+                                            expires_in_days=data.get("expires_in_days"),
+                                            read_only=_field(data, "read_only", bool, default=False),
+                                            not_after=api_token_expires_at())
+        return jsonify(token={**tokens.token_dict(token), "secret": secret}), 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+def revoke_token(token_id: int):
+    with get_db().session() as s:
+        tokens.revoke_token(s, token_id, api_actor())
+    return "", 204
 
 
 # ---- stats ----

@@ -1,7 +1,7 @@
-"""Accounts: login, logout, sign-up, password change, API tokens."""
+"""Accounts: login, logout, sign-up, password change, two-factor authentication, API tokens."""
 
 from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from . import views  # noqa: E402,F401  (routes attach to bp)
+from . import two_factor_views, views  # noqa: E402,F401  (routes attach to bp)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from app.services.tokens import EXPIRY_CHOICES
 from app.services.users import MIN_PASSWORD
 
 
@@ -27,3 +28,19 @@ class PasswordForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
+    expires = SelectField("Expires", default="", choices=[
+        (str(days or ""), f"in {days} days" if days else "never") for days in EXPIRY_CHOICES])
+    read_only = BooleanField("Read-only (GET and HEAD only)")
+
+
+class CodeForm(FlaskForm):
+    code = StringField("Code from your authenticator app, or a recovery code",
+                       validators=[DataRequired(), Length(max=32)])
+
+
+class SetupCodeForm(FlaskForm):
+    code = StringField("Code from your authenticator app", validators=[DataRequired(), Length(max=6)])
+
+
+class DisableTwoFactorForm(CodeForm):
+    password = PasswordField("Password", validators=[DataRequired()])

@@ -19,6 +19,7 @@ class SessionUser(UserMixin):
         self.email = user.email
         self.role = user.role
         self.is_admin = user.is_admin
+        self.two_factor = user.totp_enabled_at is not None
         self._session_id = _session_id(user)
 
     def get_id(self) -> str:

@@ -4,14 +4,14 @@ from flask import abort, flash, redirect, render_template, request, session, url
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import actor, get_db, get_redis, get_settings
-from app.services import notification_prefs, tokens, users
+from app.services import notification_prefs, tokens, two_factor, users
 from app.services.errors import ServiceError
 from app.services.login_limit import LoginLimiter
 from app.web import apply_error
 from mailferry.models import User
 from mailferry.models.notification import NOTIFICATION_KINDS
 
-from . import bp
+from . import bp, pending_login
 from .forms import LoginForm, PasswordForm, SignupForm, TokenForm
 from .redirects import local_path
 from .session_user import SessionUser
@@ -43,6 +43,10 @@ def login():
             return render_template("auth/login.html", form=form, signup=get_settings().SIGNUP_ENABLED), 429
         with get_db().session() as s:
             user = users.authenticate(s, email, form.password.data)
+            if user is not None and two_factor.is_enabled(user):
+                # the failure count is reset only after the code: a known password must not reset it per guess
+                pending_login.begin(user, request.args.get("next"))
+                return redirect(url_for("auth.login_two_factor"))
             if user is not None:
                 limiter.reset_account(email)
                 _start_session(user)
@@ -113,7 +117,9 @@ def create_token():
     if token_form.validate_on_submit():
         try:
             with get_db().session() as s:
-                _token, secret = tokens.create_token(s, s.get(User, current_user.id), token_form.name.data)
+                _token, secret = tokens.create_token(
+                    s, s.get(User, current_user.id), token_form.name.data, read_only=token_form.read_only.data,
+                    expires_in_days=int(token_form.expires.data) if token_form.expires.data else None)
             return _account_page(PasswordForm(prefix="pw", formdata=None), TokenForm(prefix="token", formdata=None),
                                  new_secret=secret)
         except ServiceError as exc:

@@ -1,10 +1,10 @@
-"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, queue, quarantine, server, stats."""
+"""flask --app wsgi <command>: create-admin, reset-2fa, domains, dkim, aliases, queue, quarantine, server, stats."""
 
 from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from .admin import create_admin
+    from .admin import create_admin, reset_two_factor
     from .aliases import aliases
     from .dkim_keys import dkim
     from .domains import domains
@@ -13,5 +13,5 @@ def register_commands(app: Flask) -> None:
     from .server import server
     from .stats import stats
 
-    for command in (create_admin, domains, dkim, aliases, queue, quarantine, server, stats):
+    for command in (create_admin, reset_two_factor, domains, dkim, aliases, queue, quarantine, server, stats):
         app.cli.add_command(command)

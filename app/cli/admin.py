@@ -1,4 +1,4 @@
-"""flask create-admin --email E --password P"""
+"""flask create-admin --email E --password P; flask reset-2fa --email E"""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import click
 from flask.cli import with_appcontext
 
 from app.extensions import get_db
-from app.services.users import ROLE_ADMIN, create_user
+from app.services import two_factor
+from app.services.users import ROLE_ADMIN, create_user, get_user_by_email
 
 from .output import cli_command, emit
 
@@ -23,3 +24,17 @@ def create_admin(email: str, password: str, as_json: bool) -> None:
         user = create_user(session, email, password, role=ROLE_ADMIN)
         data = {"id": user.id, "email": user.email, "role": user.role}
     emit(as_json, data, f"Created admin {data['email']} (id {data['id']}).")
+
+
+@click.command("reset-2fa")
+@click.option("--email", required=True, help="The account that lost its authenticator and recovery codes.")
+@cli_command
+@with_appcontext
+def reset_two_factor(email: str, as_json: bool) -> None:
+    """Turn two-factor authentication off for an account (it signs in with its password again)."""
+    with get_db().session() as session:
+        user = get_user_by_email(session, email)
+        was_on = two_factor.is_enabled(user)
+        two_factor.reset(session, user)
+        data = {"email": user.email, "two_factor_was_on": was_on}
+    emit(as_json, data, f"Two-factor authentication is off for {data['email']}" + ("." if was_on else " (it was not on)."))

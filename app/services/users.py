@@ -90,6 +90,10 @@ def change_password(session: Session, user: User, old_password: str, new_passwor
     set_password(session, user, new_password)
 
 
+def password_matches(user: User, password: str) -> bool:
+    return _verify(user.password_hash, password)
+
+
 def set_password(session: Session, user: User, new_password: str) -> None:
     check_password_strength(new_password, "new_password")
     user.password_hash = _hasher.hash(new_password)

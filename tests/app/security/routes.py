@@ -14,6 +14,10 @@ FORMS = {
     "aliases.create": {"address": "walk-new", "destinations": "walk@walk.test"},
     "aliases.edit": {"destinations": "walk@walk.test", "note": "walked", "enabled": "y"},
     "auth.create_token": {"token-name": "walk"},
+    "auth.login_two_factor": {"code": "123456"},
+    "auth.two_factor_setup": {"code": "123456"},
+    "auth.two_factor_recovery_codes": {"tfr-code": "123456"},
+    "auth.two_factor_disable": {"tfd-password": "other-password", "tfd-code": "123456"},
     "admin.create_user": {"email": "walk@people.test", "password": "walk-password", "role": "admin"},
     "admin.update_user": {"role": "admin", "active": "0"},
 }
@@ -24,6 +28,7 @@ JSON = {
     "api.generate_key": {"algorithm": "ed25519"},
     "api.add_alias": {"local_part": "walk-new", "destinations": ["walk@walk.test"]},
     "api.update_alias": {"destinations": ["walk@walk.test"], "enabled": False, "note": "walked"},
+    "api.create_token": {"name": "walk", "expires_in_days": 30},
     "api.create_user": {"email": "walk-api@people.test", "password": "walk-password", "role": "admin"},
     "api.update_user": {"role": "admin", "active": False},
 }

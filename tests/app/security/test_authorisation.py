@@ -16,9 +16,10 @@ from tests.app.web_fixtures import Browser, api_for
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Argument-less endpoints, by who may use them.
-PUBLIC = {"auth.login", "auth.signup", "health.healthz", "api.openapi", "static"}
+PUBLIC = {"auth.login", "auth.login_two_factor", "auth.signup", "health.healthz", "api.openapi", "static"}
 OWN_DATA = {"domains.index", "domains.add", "auth.account", "auth.create_token", "stats.overview",
-            "api.list_domains", "api.add_domain", "api.overall_stats",
+            "auth.two_factor_setup", "auth.two_factor_recovery_codes", "auth.two_factor_disable",
+            "api.list_domains", "api.add_domain", "api.overall_stats", "api.list_tokens", "api.create_token",
             "auth.notifications", "api.get_notifications", "api.set_notifications"}  # scoped to the caller
 ADMIN_ONLY = {"admin.queue", "admin.server", "admin.list_users", "admin.create_user", "messages.failed",
               "api.failed_messages", "api.list_users", "api.create_user"}

@@ -1,10 +1,13 @@
 """Secrets never shown: DKIM private keys, relay passwords, SECRET_KEY and SRS_SECRET appear in no page, API
 response, CLI output or log line of the dashboard's flows; an API token appears once, in the response that
-creates it, and never in a log line."""
+creates it, and never in a log line; a TOTP secret only on its set-up page, recovery codes only in the response
+that makes them, neither in a log line."""
 
 import json
 import re
+import time
 
+import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -76,6 +79,24 @@ def _admin_flows(web_app, admin_api) -> None:
         admin_api("GET", path, status=200)
 
 
+def _two_factor_flows(web_app) -> tuple[str, list[str]]:
+    """The owner sets up 2FA, logs in again with a recovery code, then with a TOTP code; returns the secret and
+    the recovery codes the pages showed."""
+    owner = Browser(web_app).login("owner@people.test", "owner-password")
+    page = owner.get("/account/2fa").get_data(as_text=True)
+    secret = re.search(r'id="totp-secret".*?<code>([A-Z2-7]+)</code>', page, re.S).group(1)
+    totp = pyotp.TOTP(secret)
+    shown = owner.post("/account/2fa", {"code": totp.at(time.time() - 30)}, csrf_page="/account")
+    codes = re.findall(r"<li><code>([a-z2-9-]+)</code></li>", shown.get_data(as_text=True))
+    assert len(codes) == 10
+    for second_factor in (codes[0], totp.now()):
+        again = Browser(web_app)
+        again.post("/login", {"email": "owner@people.test", "password": "owner-password"})
+        assert again.post("/login/2fa", {"code": second_factor}).status_code == 302
+        assert again.get("/account").status_code == 200
+    return secret, codes
+
+
 def _cli_output(web_app) -> list[str]:
     runner, outputs = web_app.test_cli_runner(), []
     for args in (["domains", "list"], ["domains", "records", "secrets.test"], ["dkim", "list", "secrets.test"],
@@ -105,6 +126,7 @@ def test_no_secret_in_any_response_cli_output_or_log_line(web_app, db, owner, ad
     _api_flows(owner_api, domain_id)
     admin_api = api_for(web_app, db, admin)
     _admin_flows(web_app, admin_api)
+    totp_secret, recovery_codes = _two_factor_flows(web_app)
     cli = _cli_output(web_app)
     with db.session() as s:
         assert s.scalar(select(Domain).where(Domain.name == "secrets.test")).dkim_keys  # the flows made keys
@@ -123,3 +145,7 @@ def test_no_secret_in_any_response_cli_output_or_log_line(web_app, db, owner, ad
     # The one token created from the dashboard: in its creation response only, and in no log line.
     [token] = shown_tokens
     assert [where for where, text in texts if token in text] == ["POST /account/tokens? -> 200"]
+    # The TOTP secret: on its set-up page only; each recovery code: in the response that turned 2FA on only.
+    assert [where for where, text in texts if totp_secret in text] == ["GET /account/2fa? -> 200"]
+    for code in recovery_codes:
+        assert [where for where, text in texts if code in text] == ["POST /account/2fa? -> 200"], code
