@@ -31,7 +31,7 @@ def authenticate():
         return error(401, "unauthorized", "send an API token as 'Authorization: Bearer <token>'")
     with get_db().session() as s:
         user = authenticate_token(s, secret.strip())
-        g.api_actor = SessionUser(user) if user is not None else None
+        g.api_actor = SessionUser(user, request.remote_addr or "") if user is not None else None
     if g.api_actor is None:
         return error(401, "unauthorized", "the API token is unknown or revoked")
     return None

@@ -105,6 +105,10 @@ def paths() -> dict:
         "/users/{user_id}": {"patch": _op("Change role or deactivate (admins; never the last admin)", (_param("user_id"),),
                                           _obj(role={"type": "string", "enum": ["owner", "admin"]}, active=BOOL),
                                           tag="admin")},
+        "/audit": {"get": _op("The audit log, newest first: your account's and objects' events (admins: all); "
+                              "page with before=next_before", (_param("action", "string", "query"),
+                                                               _param("before", "integer", "query"),
+                                                               _param("limit", "integer", "query")), tag="audit")},
         "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache and delivery routes/relays (admins)", tag="stats")},
         "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],

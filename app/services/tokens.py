@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from mailferry.models import ApiToken, User, utcnow
 
-from .access import Actor
+from . import audit
+from .access import SYSTEM, Actor
 from .control_chars import refuse_control_characters
 from .errors import INVALID, NOT_FOUND, ServiceError
 
@@ -23,8 +24,8 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
-    """(the stored token, the secret to show once)."""
+def create_token(session: Session, user: User, name: str = "", actor: Actor = SYSTEM) -> tuple[ApiToken, str]:
+    """(the stored token, the secret to show once). The audit row names it by its prefix, never the secret."""
     name = refuse_control_characters((name or "").strip(), "name", "the token name")
     if len(name) > MAX_NAME:
         raise ServiceError(INVALID, f"the token name may have at most {MAX_NAME} characters", "name")
@@ -32,7 +33,15 @@ def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken
     token = ApiToken(user_id=user.id, name=name, token_hash=_digest(secret), prefix=secret[:10])
     session.add(token)
     session.flush()
+    _record(session, audit.TOKEN_CREATED, token, actor, f"API token {token.prefix}… ({name or 'unnamed'}) created")
     return token, secret
+
+
+def _record(session: Session, action: str, token: ApiToken, actor: Actor, summary: str) -> None:
+    expires = token.expires_at.isoformat() + "Z" if token.expires_at else None
+    audit.record(session, action, actor=actor, owner_id=token.user_id, object_type="token", object_id=token.id,
+                 summary=summary, details={"name": token.name, "prefix": token.prefix,
+                                           "read_only": bool(token.read_only), "expires_at": expires})
 
 
 def authenticate_token(session: Session, secret: str) -> User | None:
@@ -59,5 +68,6 @@ def revoke_token(session: Session, token_id: int, actor: Actor) -> None:
     token = session.scalar(query)
     if token is None:
         raise ServiceError(NOT_FOUND, f"no API token #{token_id}", "token")
+    _record(session, audit.TOKEN_REVOKED, token, actor, f"API token {token.prefix}… ({token.name or 'unnamed'}) revoked")
     session.delete(token)
     session.flush()

@@ -18,7 +18,8 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Argument-less endpoints, by who may use them.
 PUBLIC = {"auth.login", "auth.signup", "health.healthz", "api.openapi", "static"}
 OWN_DATA = {"domains.index", "domains.add", "auth.account", "auth.create_token", "stats.overview",
-            "api.list_domains", "api.add_domain", "api.overall_stats"}  # scoped to the caller
+            "api.list_domains", "api.add_domain", "api.overall_stats",
+            "audit.index", "api.list_audit"}  # scoped to the caller
 ADMIN_ONLY = {"admin.queue", "admin.server", "admin.list_users", "admin.create_user", "messages.failed",
               "api.failed_messages", "api.list_users", "api.create_user"}
 LAST = {"auth.logout"}  # walked at the end: it must end the caller's session only
