@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.services import audit
-from mailferry.models import AuditEvent, User
+from app.services.domains import add_domain
+from mailferry.models import AuditEvent, Domain, User
 from tests.app.audit.conftest import Scene
 from tests.app.web_fixtures import Browser
 
@@ -78,3 +79,22 @@ def test_no_secret_is_ever_in_the_audit_log(scene: Scene, web_app):
     for secret in [*secrets, *passwords]:
         assert secret not in rows, secret
         assert not [page for page in shown if secret in page], secret
+
+
+def test_the_event_commits_or_rolls_back_with_its_change(db, owner):
+    class Abandoned(Exception):
+        pass
+
+    try:
+        with db.session() as s:
+            add_domain(s, "abandoned.test", s.get(User, owner.id))
+            raise Abandoned
+    except Abandoned:
+        pass
+    with db.session() as s:
+        assert s.scalar(select(func.count()).where(AuditEvent.action == audit.DOMAIN_ADDED)) == 0
+        assert s.scalar(select(func.count()).select_from(Domain)) == 0
+        add_domain(s, "kept.test", s.get(User, owner.id))
+    with db.session() as s:
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == audit.DOMAIN_ADDED))
+        assert [e.summary for e in events] == ["domain kept.test added"]
