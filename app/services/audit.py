@@ -82,6 +82,16 @@ def record(session: Session, action: str, *, actor: Actor | str, owner_id: int |
     return event
 
 
+@dataclass(frozen=True)
+class _UserActor:
+    """A user acting on their own account before (or without) a session: signing in, changing a password."""
+
+    id: int
+    email: str
+    ip: str = ""
+    is_admin: bool = False
+
+
 def record_user_event(session: Session, action: str, user: User, *, actor: Actor | str | None = None,
                       summary: str = "", details: dict | None = None, ip: str = "") -> AuditEvent:
     """An event about an account (login, password or 2FA change): the account's owner sees it. The actor is the
@@ -89,14 +99,6 @@ def record_user_event(session: Session, action: str, user: User, *, actor: Actor
     who: Actor | str = actor if actor is not None else _UserActor(user.id, user.email, ip)
     return record(session, action, actor=who, owner_id=user.id, object_type="user", object_id=user.id,
                   summary=summary or f"{action.replace('_', ' ')}: {user.email}", details=details, ip=ip)
-
-
-@dataclass(frozen=True)
-class _UserActor:
-    id: int
-    email: str
-    ip: str = ""
-    is_admin: bool = False
 
 
 def record_login_failed(session: Session, email: str, user: User | None, ip: str = "") -> AuditEvent:

@@ -47,7 +47,6 @@ class Case:
         return f"{self.action}-{self.via}-{self.actor}"
 
 
-D = "/domains/{domain_id}"
 CASES = [
     Case(audit.LOGIN, "web", lambda sc: Browser(sc.owner.app).login("owner@people.test", "owner-password"), "owner"),
     Case(audit.LOGIN_FAILED, "web", lambda sc: web(Browser(sc.owner.app), "/login", {
