@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 
 from mailferry.db import Database
 from mailferry.settings import Settings, settings_or_exit
@@ -45,13 +45,14 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     @login_manager.user_loader
     def load_user(session_id: str):
         with get_db().session() as s:
-            return load_session_user(s, session_id)
+            return load_session_user(s, session_id, request.remote_addr or "")
 
 
 def register_blueprints(app: Flask) -> None:
     from .admin import bp as admin_bp
     from .aliases import bp as aliases_bp
     from .api import bp as api_bp
+    from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .domains import bp as domains_bp
     from .extensions import csrf
@@ -61,7 +62,8 @@ def register_blueprints(app: Flask) -> None:
     from .stats import bp as stats_bp
     from .web import register_error_pages, route_label, security_headers
 
-    for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, messages_bp, quarantine_bp, stats_bp, admin_bp):
+    for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, messages_bp, quarantine_bp, stats_bp, admin_bp,
+                      audit_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)  # token-authenticated, no cookies: CSRF does not apply
     app.register_blueprint(api_bp, url_prefix="/api/v1")

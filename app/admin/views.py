@@ -30,7 +30,7 @@ def create_user():
     if form.validate_on_submit():
         try:
             with get_db().session() as s:
-                user = users.create_user(s, form.email.data, form.password.data, form.role.data)
+                user = users.create_user(s, form.email.data, form.password.data, form.role.data, actor())
                 flash(f"{user.email} created as {user.role}.")
             return redirect(url_for("admin.list_users"))
         except ServiceError as exc:

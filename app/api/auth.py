@@ -32,7 +32,8 @@ def authenticate():
     try:
         with get_db().session() as s:
             token = authenticate_token(s, secret.strip())
-            g.api_actor, g.api_token_expires_at = SessionUser(token.user), token.expires_at
+            g.api_actor = SessionUser(token.user, request.remote_addr or "")
+            g.api_token_expires_at = token.expires_at
             read_only = not allows(token, request.method)
     except TokenRefused as refused:
         if refused.reason == "expired":

@@ -126,6 +126,11 @@ def paths() -> dict:
         },
         "/tokens/{token_id}": {"delete": _op("Revoke a token (admins: anyone's)", (_param("token_id"),), ok="204",
                                              tag="tokens")},
+
+        "/audit": {"get": _op("The audit log, newest first: your account's and objects' events (admins: all); "
+                              "page with before=next_before", (_param("action", "string", "query"),
+                                                               _param("before", "integer", "query"),
+                                                               _param("limit", "integer", "query")), tag="audit")},
         "/stats": {"get": _op("Last 30 days, queue depth, routes, MX cache and delivery routes/relays (admins)", tag="stats")},
         "/domains/{domain_id}/stats": {"get": _op("Last 30 days of one domain", (DOMAIN,), tag="stats")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],

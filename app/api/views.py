@@ -5,6 +5,7 @@ from flask import jsonify, request
 from app.extensions import get_db, get_redis, get_rq_queue, get_settings
 from app.services import (
     aliases,
+    audit,
     dkim_access,
     dkim_keys,
     domain_policy,
@@ -156,7 +157,7 @@ def generate_key(domain_id: int):
         raise ServiceError(INVALID, f"algorithm must be one of {', '.join(dkim_keys.ALGORITHMS)}", "algorithm")
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, api_actor())
-        key = dkim_keys.generate_key(s, domain, get_settings().SECRET_KEY, algorithm)
+        key = dkim_keys.generate_key(s, domain, get_settings().SECRET_KEY, algorithm, actor=api_actor())
         return jsonify(key=dkim_access.key_dict(key, domain.name)), 201
 
 
@@ -164,7 +165,7 @@ def generate_key(domain_id: int):
 def activate_key(domain_id: int, key_id: int):
     with get_db().session() as s:
         key = dkim_access.get_key(s, key_id, api_actor(), domain_id)
-        dkim_keys.activate_key(s, key)
+        dkim_keys.activate_key(s, key, api_actor())
         return jsonify(key=dkim_access.key_dict(key, key.domain.name))
 
 
@@ -284,14 +285,14 @@ def list_quarantine(domain_id: int):
 @bp.post("/quarantine/<message_id>/release")
 def release_quarantined(message_id: str):
     with get_db().session() as s:
-        quarantine.release(s, quarantine.get_held(s, message_id, api_actor()))
+        quarantine.release(s, quarantine.get_held(s, message_id, api_actor()), api_actor())
     return jsonify(released=message_id, enqueued=message_log.dispatch_now(get_rq_queue(), message_id))
 
 
 @bp.delete("/quarantine/<message_id>")
 def delete_quarantined(message_id: str):
     with get_db().session() as s:
-        quarantine.delete_held(s, quarantine.get_held(s, message_id, api_actor()))
+        quarantine.delete_held(s, quarantine.get_held(s, message_id, api_actor()), api_actor())
     return "", 204
 
 
@@ -314,7 +315,7 @@ def create_user():
     with get_db().session() as s:
         users.list_users(s, api_actor())  # admins only
         user = users.create_user(s, _field(data, "email", str, required=True), _field(data, "password", str, required=True),
-                                 _field(data, "role", str, default="owner"))
+                                 _field(data, "role", str, default="owner"), api_actor())
         return jsonify(user=_user_dict(user)), 201
 
 
@@ -359,7 +360,7 @@ def create_token():
         token, secret = tokens.create_token(s, s.get(User, api_actor().id), _field(data, "name", str, required=True),
                                             expires_in_days=data.get("expires_in_days"),
                                             read_only=_field(data, "read_only", bool, default=False),
-                                            not_after=api_token_expires_at())
+                                            not_after=api_token_expires_at(), actor=api_actor())
         return jsonify(token={**tokens.token_dict(token), "secret": secret}), 201
 
 
@@ -368,6 +369,18 @@ def revoke_token(token_id: int):
     with get_db().session() as s:
         tokens.revoke_token(s, token_id, api_actor())
     return "", 204
+
+# ---- audit log ----
+
+@bp.get("/audit")
+def list_audit():
+    limit = request.args.get("limit", "50")
+    if not limit.isdigit():
+        raise ServiceError(INVALID, f"limit must be 1-{audit.MAX_PAGE}", "limit")
+    with get_db().session() as s:
+        page = audit.list_events(s, api_actor(), action=request.args.get("action") or None,
+                                 before=audit.parse_cursor(request.args.get("before")), limit=int(limit))
+        return jsonify(events=[audit.event_dict(e) for e in page.events], next_before=page.next_before)
 
 
 # ---- stats ----

@@ -1,4 +1,7 @@
-"""The signed-in user as Flask-Login sees it: a detached snapshot that is also the service layer's Actor."""
+"""The signed-in user as Flask-Login sees it: a detached snapshot that is also the service layer's Actor.
+
+It carries the address the request came from (`ip`), which the audit log records: the view layer knows the
+request, the services do not."""
 
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ def _session_id(user: User) -> str:
 
 
 class SessionUser(UserMixin):
-    def __init__(self, user: User):
+    def __init__(self, user: User, ip: str = ""):
         self.id = user.id
+        self.ip = ip
         self.email = user.email
         self.role = user.role
         self.is_admin = user.is_admin
@@ -26,11 +30,11 @@ class SessionUser(UserMixin):
         return self._session_id
 
 
-def load_session_user(session, session_id: str) -> SessionUser | None:
+def load_session_user(session, session_id: str, ip: str = "") -> SessionUser | None:
     user_id, _, _version = session_id.partition(":")
     if not user_id.isdigit():
         return None
     user = session.get(User, int(user_id))
     if user is None or not user.active or _session_id(user) != session_id:
         return None
-    return SessionUser(user)
+    return SessionUser(user, ip)

@@ -10,7 +10,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.extensions import get_db, get_settings
-from app.services import two_factor
+from app.services import audit, two_factor
 from app.services.errors import INVALID, ServiceError
 from app.web import apply_error
 from mailferry.models import User
@@ -52,10 +52,14 @@ def login_two_factor():
             return render_template("auth/login_2fa.html", form=form), 429
         accepted = two_factor.check_second_factor(s, user, get_settings().SECRET_KEY, form.code.data)
         if accepted is None:
+            audit.record_user_event(s, audit.LOGIN_2FA_FAILED, user, actor=audit.ANONYMOUS, ip=client,
+                                    summary=f"wrong second factor for {user.email}")
             limiter.record_failure(client, user.email)
             form.code.errors.append("Wrong code, or one already used.")
             return render_template("auth/login_2fa.html", form=form), 400
         limiter.reset_account(user.email)
+        audit.record_user_event(s, audit.LOGIN, user, ip=client, summary=f"{user.email} signed in with "
+                                + ("a recovery code" if accepted.recovery_code_used else "a code"))
         target = pending_login.next_path()
         _start_session(user)
         if accepted.recovery_code_used:
@@ -74,7 +78,7 @@ def two_factor_setup():
             return redirect(url_for("auth.account"))
         if form.validate_on_submit():
             try:
-                codes = two_factor.enable(s, user, key, form.code.data)
+                codes = two_factor.enable(s, user, key, form.code.data, ip=request.remote_addr or "")
                 _start_session(user)  # enabling ended every session, this one too
                 return render_template("auth/recovery_codes.html", codes=codes, first=True)
             except ServiceError as exc:
@@ -91,7 +95,8 @@ def two_factor_recovery_codes():
         try:
             with get_db().session() as s:
                 codes = _counted(lambda: two_factor.regenerate_recovery_codes(
-                    s, s.get(User, current_user.id), get_settings().SECRET_KEY, form.code.data))
+                    s, s.get(User, current_user.id), get_settings().SECRET_KEY, form.code.data,
+                    ip=request.remote_addr or ""))
             return render_template("auth/recovery_codes.html", codes=codes, first=False)
         except ServiceError as exc:
             apply_error(form, exc)
@@ -108,7 +113,7 @@ def two_factor_disable():
             with get_db().session() as s:
                 user = s.get(User, current_user.id)
                 _counted(lambda: two_factor.disable(s, user, get_settings().SECRET_KEY, form.password.data,
-                                                    form.code.data))
+                                                    form.code.data, ip=request.remote_addr or ""))
                 _start_session(user)
             flash("Two-factor authentication is off.")
             return redirect(url_for("auth.account"))

@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, render_template, request, session, url
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import actor, get_db, get_redis, get_settings
-from app.services import notification_prefs, tokens, two_factor, users
+from app.services import audit, notification_prefs, tokens, two_factor, users
 from app.services.errors import ServiceError
 from app.services.login_limit import LoginLimiter
 from app.web import apply_error
@@ -30,7 +30,11 @@ def _safe_next(target: str | None) -> str:
 
 def _start_session(user) -> None:
     session.clear()  # a fresh session on login: no fixation
-    login_user(SessionUser(user))
+    login_user(SessionUser(user, _ip()))
+
+
+def _ip() -> str:
+    return request.remote_addr or ""
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -49,8 +53,10 @@ def login():
                 return redirect(url_for("auth.login_two_factor"))
             if user is not None:
                 limiter.reset_account(email)
+                audit.record_user_event(s, audit.LOGIN, user, ip=client, summary=f"{user.email} signed in")
                 _start_session(user)
                 return redirect(_safe_next(request.args.get("next")))
+            audit.record_login_failed(s, email, users.find_user(s, email), client)
         limiter.record_failure(client, email)
         form.form_errors.append("Wrong email or password.")
     return render_template("auth/login.html", form=form, signup=get_settings().SIGNUP_ENABLED)
@@ -64,7 +70,7 @@ def signup():
     if form.validate_on_submit():
         try:
             with get_db().session() as s:
-                user = users.create_user(s, form.email.data, form.password.data)
+                user = users.create_user(s, form.email.data, form.password.data, actor=audit.SIGNUP, ip=_ip())
                 _start_session(user)
             flash("Welcome! Add your first domain below.")
             return redirect(url_for("domains.index"))
@@ -94,7 +100,7 @@ def account():
             try:
                 with get_db().session() as s:
                     user = s.get(User, current_user.id)
-                    users.change_password(s, user, form.old_password.data, form.new_password.data)
+                    users.change_password(s, user, form.old_password.data, form.new_password.data, ip=_ip())
                     _start_session(user)  # the old session id no longer matches the new hash
                 flash("Password changed.")
                 return redirect(url_for("auth.account"))
@@ -119,7 +125,7 @@ def create_token():
             with get_db().session() as s:
                 _token, secret = tokens.create_token(
                     s, s.get(User, current_user.id), token_form.name.data, read_only=token_form.read_only.data,
-                    expires_in_days=int(token_form.expires.data) if token_form.expires.data else None)
+                    expires_in_days=int(token_form.expires.data) if token_form.expires.data else None, actor=actor())
             return _account_page(PasswordForm(prefix="pw", formdata=None), TokenForm(prefix="token", formdata=None),
                                  new_secret=secret)
         except ServiceError as exc:

@@ -1,4 +1,5 @@
-"""flask --app wsgi <command>: create-admin, reset-2fa, domains, dkim, aliases, queue, quarantine, server, stats."""
+"""flask --app wsgi <command>: create-admin, reset-2fa, domains, dkim, aliases, queue, quarantine, server, stats,
+audit."""
 
 from flask import Flask
 
@@ -6,6 +7,7 @@ from flask import Flask
 def register_commands(app: Flask) -> None:
     from .admin import create_admin, reset_two_factor
     from .aliases import aliases
+    from .audit import audit
     from .dkim_keys import dkim
     from .domains import domains
     from .quarantine import quarantine
@@ -13,5 +15,5 @@ def register_commands(app: Flask) -> None:
     from .server import server
     from .stats import stats
 
-    for command in (create_admin, reset_two_factor, domains, dkim, aliases, queue, quarantine, server, stats):
+    for command in (create_admin, reset_two_factor, domains, dkim, aliases, queue, quarantine, server, stats, audit):
         app.cli.add_command(command)

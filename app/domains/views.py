@@ -109,7 +109,7 @@ def generate_key(domain_id: int):
         abort(400)
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, actor())
-        key = dkim_keys.generate_key(s, domain, get_settings().SECRET_KEY, form.algorithm.data)
+        key = dkim_keys.generate_key(s, domain, get_settings().SECRET_KEY, form.algorithm.data, actor=actor())
         flash(f"New DKIM key {key.selector} created." + ("" if key.active else
               " Publish its record, then switch to it; the current key keeps signing until then."))
     return redirect(url_for("domains.show", domain_id=domain_id, _anchor="dkim"))
@@ -120,7 +120,7 @@ def generate_key(domain_id: int):
 def activate_key(domain_id: int, key_id: int):
     with get_db().session() as s:
         key = dkim_access.get_key(s, key_id, actor(), domain_id)
-        dkim_keys.activate_key(s, key)
+        dkim_keys.activate_key(s, key, actor())
         flash(f"DKIM key {key.selector} now signs this domain's mail.")
     return redirect(url_for("domains.show", domain_id=domain_id, _anchor="dkim"))
 

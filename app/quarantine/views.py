@@ -23,7 +23,7 @@ def index(domain_id: int):
 def release(domain_id: int, message_id: str):
     with get_db().session() as s:
         domains.get_domain(s, domain_id, actor())
-        quarantine.release(s, quarantine.get_held(s, message_id, actor(), domain_id))
+        quarantine.release(s, quarantine.get_held(s, message_id, actor(), domain_id), actor())
     queued = message_log.dispatch_now(get_rq_queue(), message_id)
     flash(f"Message {message_id} released: it is forwarded as usual." +
           ("" if queued else " Redis is down: the worker picks it up when it is back."))
@@ -35,6 +35,6 @@ def release(domain_id: int, message_id: str):
 def delete(domain_id: int, message_id: str):
     with get_db().session() as s:
         domains.get_domain(s, domain_id, actor())
-        quarantine.delete_held(s, quarantine.get_held(s, message_id, actor(), domain_id))
+        quarantine.delete_held(s, quarantine.get_held(s, message_id, actor(), domain_id), actor())
     flash(f"Message {message_id} deleted.")
     return redirect(url_for("quarantine.index", domain_id=domain_id))

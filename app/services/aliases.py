@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from mailferry.models import CATCH_ALL, Alias, Domain
 
+from . import audit
 from .access import SYSTEM, Actor
 from .addresses import normalise_destination, split_address, validate_alias_local_part
 from .control_chars import refuse_control_characters
@@ -65,7 +66,15 @@ def add_alias(session: Session, address: str, destinations: str | list[str], act
         session.flush()
     except IntegrityError:  # added concurrently between the check and the insert
         raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", address_field) from None
+    _record(session, audit.ALIAS_CREATED, alias, domain, actor, f"alias {alias.address} created",
+            {"destinations": list(targets), "enabled": alias.enabled})
     return alias
+
+
+def _record(session: Session, action: str, alias: Alias, domain: Domain, actor: Actor, summary: str,
+            details: dict) -> None:
+    audit.record(session, action, actor=actor, owner_id=domain.owner_id, object_type="alias", object_id=alias.id,
+                 summary=summary, details={"address": f"{alias.local_part}@{domain.name}", **details})
 
 
 def _find(session: Session, domain: Domain, local_part: str) -> Alias | None:
@@ -103,6 +112,7 @@ def list_aliases(session: Session, actor: Actor = SYSTEM, domain: Domain | None 
 def update_alias(session: Session, alias: Alias, actor: Actor = SYSTEM, *, destinations: str | list[str] | None = None,
                  enabled: bool | None = None, note: str | None = None) -> Alias:
     get_alias(session, alias.id, actor)  # scoping check
+    before = _audited(alias)
     if destinations is not None:
         targets = parse_destinations(destinations)
         _check_no_self_loop(alias.address, targets)
@@ -112,11 +122,23 @@ def update_alias(session: Session, alias: Alias, actor: Actor = SYSTEM, *, desti
     if note is not None:
         alias.note = _check_note(note)
     session.flush()
+    after = _audited(alias)
+    changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
+    if changed:
+        _record(session, audit.ALIAS_CHANGED, alias, alias.domain, actor,
+                f"alias {alias.address} changed: {', '.join(changed)}", changed)
     return alias
+
+
+def _audited(alias: Alias) -> dict:
+    """What an alias_changed event compares."""
+    return {"destinations": list(alias.destinations), "enabled": bool(alias.enabled), "note": alias.note}
 
 
 def delete_alias(session: Session, alias: Alias, actor: Actor = SYSTEM) -> None:
     get_alias(session, alias.id, actor)
+    _record(session, audit.ALIAS_DELETED, alias, alias.domain, actor, f"alias {alias.address} deleted",
+            {"destinations": list(alias.destinations)})
     session.delete(alias)
     session.flush()
 

@@ -14,6 +14,9 @@ from mailferry.crypto import encrypt
 from mailferry.dkim_keys import active_key
 from mailferry.models import DkimKey, Domain
 
+from . import audit
+from .access import SYSTEM, Actor
+
 ALGORITHMS = ("rsa", "ed25519")
 __all__ = ["ALGORITHMS", "activate_key", "active_key", "generate_key", "txt_record"]
 
@@ -42,7 +45,7 @@ def _next_selector(session: Session, domain: Domain) -> str:
 
 
 def generate_key(session: Session, domain: Domain, secret_key: str, algorithm: str = "rsa",
-                 activate: bool | None = None) -> DkimKey:
+                 activate: bool | None = None, actor: Actor = SYSTEM) -> DkimKey:
     """A new key under a fresh selector. It becomes active when the domain has none (or activate=True);
     otherwise the old key keeps signing until the owner switches, so DNS can catch up."""
     pem, public_txt = _keypair(algorithm)
@@ -52,14 +55,28 @@ def generate_key(session: Session, domain: Domain, secret_key: str, algorithm: s
     session.add(key)
     session.flush()
     if activate or (activate is None and not has_active):
-        activate_key(session, key)
+        _activate(session, key)
+    _record(session, audit.DKIM_KEY_GENERATED, key, domain, actor,
+            f"DKIM key {key.selector} ({algorithm}) generated for {domain.name}" + (", signing" if key.active else ""))
     return key
 
 
-def activate_key(session: Session, key: DkimKey) -> None:
+def activate_key(session: Session, key: DkimKey, actor: Actor = SYSTEM) -> None:
+    _activate(session, key)
+    _record(session, audit.DKIM_KEY_ACTIVATED, key, key.domain, actor,
+            f"DKIM key {key.selector} now signs {key.domain.name}")
+
+
+def _activate(session: Session, key: DkimKey) -> None:
     for other in session.scalars(select(DkimKey).where(DkimKey.domain_id == key.domain_id)):
         other.active = other.id == key.id
     session.flush()
+
+
+def _record(session: Session, action: str, key: DkimKey, domain: Domain, actor: Actor, summary: str) -> None:
+    audit.record(session, action, actor=actor, owner_id=domain.owner_id, object_type="dkim_key", object_id=key.id,
+                 summary=summary, details={"domain": domain.name, "selector": key.selector,
+                                           "algorithm": key.algorithm, "active": key.active})
 
 
 def txt_record(key: DkimKey, domain_name: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from sqlalchemy.sql import Select
 
 from mailferry.models import Domain, User
 
+from . import audit
 from .access import SYSTEM, Actor, sees_everything
 from .addresses import normalise_domain
 from .errors import EXISTS, FORBIDDEN, NOT_FOUND, ServiceError
@@ -39,6 +40,8 @@ def add_domain(session: Session, name: str, owner: User, actor: Actor = SYSTEM) 
         session.flush()
     except IntegrityError:  # added concurrently between the check and the insert
         raise ServiceError(EXISTS, f"{normalised} is already registered", "name") from None
+    audit.record(session, audit.DOMAIN_ADDED, actor=actor, owner_id=owner.id, object_type="domain",
+                 object_id=domain.id, summary=f"domain {domain.name} added", details={"owner": owner.email})
     return domain
 
 
@@ -67,6 +70,9 @@ def list_domains(session: Session, actor: Actor = SYSTEM) -> list[Domain]:
 
 def delete_domain(session: Session, domain: Domain, actor: Actor = SYSTEM) -> None:
     get_domain(session, domain.id, actor)  # scoping check
+    audit.record(session, audit.DOMAIN_DELETED, actor=actor, owner_id=domain.owner_id, object_type="domain",
+                 object_id=domain.id, summary=f"domain {domain.name} deleted",
+                 details={"aliases": len(domain.aliases)})
     session.delete(domain)
     session.flush()
 

@@ -22,6 +22,7 @@ from mailferry.models import Delivery, DeliveryAttempt, Domain, Message, utcnow
 from mailferry.models.message import BOUNCED, DEFERRED, DONE, FINAL_DELIVERY_STATES, PENDING, QUEUED
 from mailferry.queue import enqueue_messages, job_id_for
 
+from . import audit
 from .access import SYSTEM, Actor, sees_everything
 from .control_chars import refuse_control_characters
 from .errors import FORBIDDEN, INVALID, NOT_FOUND, UNAVAILABLE, ServiceError
@@ -109,6 +110,8 @@ def retry_now(session: Session, message: Message, actor: Actor = SYSTEM) -> list
         delivery.next_attempt_at = now
     message.next_attempt_at = now
     session.flush()
+    audit.record_message_event(session, audit.MESSAGE_RETRIED, actor=actor, message_id=message.id, deliveries=open_,
+                               summary=f"retry now: message {message.id}")
     log(logger, logging.INFO, "retry requested", message_id=message.id, deliveries=[d.id for d in open_])
     return [d.id for d in open_]
 
@@ -128,6 +131,8 @@ def give_up(session: Session, message: Message, actor: Actor = SYSTEM) -> list[i
         message.next_attempt_at = None
         message.completed_at = now
     session.flush()
+    audit.record_message_event(session, audit.MESSAGE_GIVEN_UP, actor=actor, message_id=message.id,
+                               deliveries=open_, summary=f"gave up delivering message {message.id}")
     log(logger, logging.INFO, "delivery given up", message_id=message.id, deliveries=[d.id for d in open_])
     return [d.id for d in open_]
 
@@ -185,6 +190,8 @@ def requeue(session: Session, queue: Queue, message_id: str, actor: Actor) -> li
     if reopened or message.state == QUEUED:
         message.state, message.completed_at, message.next_attempt_at = QUEUED, None, now
     session.flush()
+    audit.record_message_event(session, audit.MESSAGE_REQUEUED, actor=actor, message_id=message.id,
+                               deliveries=reopened, summary=f"admin requeued message {message.id}")
     try:
         registry = FailedJobRegistry(queue=queue)
         if job_id_for(message_id) in registry:

@@ -20,6 +20,7 @@ from mailferry.models import Delivery, Domain, Message, utcnow
 from mailferry.models.message import QUARANTINED, QUEUED
 from mailferry.settings import Settings, load_settings
 
+from . import audit
 from .access import SYSTEM, Actor
 from .domains import get_domain
 from .errors import INVALID, NOT_FOUND, ServiceError
@@ -89,7 +90,7 @@ def get_held(session: Session, message_id: str, actor: Actor = SYSTEM, domain_id
     return message
 
 
-def release(session: Session, message: Message) -> Message:
+def release(session: Session, message: Message, actor: Actor = SYSTEM) -> Message:
     """Queue the message for delivery as usual. Its dsn_block stays, so a later bounce still sends no DSN.
     The caller dispatches it after commit (message_log.dispatch_now; with Redis down the reconciler does)."""
     now = utcnow()
@@ -97,13 +98,17 @@ def release(session: Session, message: Message) -> Message:
     for delivery in message.deliveries:
         delivery.next_attempt_at = now
     session.flush()
+    audit.record_message_event(session, audit.QUARANTINE_RELEASED, actor=actor, message_id=message.id,
+                               deliveries=list(message.deliveries), summary=f"released message {message.id} from quarantine")
     log(logger, logging.INFO, "released from quarantine", message_id=message.id)
     return message
 
 
-def delete_held(session: Session, message: Message) -> None:
+def delete_held(session: Session, message: Message, actor: Actor = SYSTEM) -> None:
     """Delete the message and its deliveries."""
     message_id = message.id
+    audit.record_message_event(session, audit.QUARANTINE_DELETED, actor=actor, message_id=message_id,
+                               deliveries=list(message.deliveries), summary=f"deleted message {message_id} from quarantine")
     session.delete(message)
     session.flush()
     log(logger, logging.INFO, "deleted from quarantine", message_id=message_id)

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from mailferry.models import ApiToken, User, utcnow
 
-from .access import Actor
+from . import audit
+from .access import SYSTEM, Actor
 from .control_chars import refuse_control_characters
 from .errors import INVALID, NOT_FOUND, ServiceError
 
@@ -38,9 +39,10 @@ def _digest(secret: str) -> str:
 
 
 def create_token(session: Session, user: User, name: str = "", expires_in_days: int | None = None,
-                 read_only: bool = False, not_after: datetime | None = None) -> tuple[ApiToken, str]:
+                 read_only: bool = False, not_after: datetime | None = None,
+                 actor: Actor = SYSTEM) -> tuple[ApiToken, str]:
     """(the stored token, the secret to show once). `not_after`: the latest expiry allowed (a token made with an
-    expiring token may not outlive it)."""
+    expiring token may not outlive it). The audit row names it by its prefix, never the secret."""
     name = refuse_control_characters((name or "").strip(), "name", "the token name")
     if len(name) > MAX_NAME:
         raise ServiceError(INVALID, f"the token name may have at most {MAX_NAME} characters", "name")
@@ -50,6 +52,7 @@ def create_token(session: Session, user: User, name: str = "", expires_in_days: 
                      expires_at=expires_at, read_only=bool(read_only))
     session.add(token)
     session.flush()
+    _record(session, audit.TOKEN_CREATED, token, actor, f"API token {token.prefix}… ({name or 'unnamed'}) created")
     return token, secret
 
 
@@ -62,6 +65,13 @@ def _expiry(days: int | None, not_after: datetime | None) -> datetime | None:
         raise ServiceError(INVALID, "a token made with an expiring token must expire no later than it "
                            f"({not_after.isoformat()}Z)", "expires_in_days")
     return expires_at
+
+
+def _record(session: Session, action: str, token: ApiToken, actor: Actor, summary: str) -> None:
+    expires = token.expires_at.isoformat() + "Z" if token.expires_at else None
+    audit.record(session, action, actor=actor, owner_id=token.user_id, object_type="token", object_id=token.id,
+                 summary=summary, details={"name": token.name, "prefix": token.prefix,
+                                           "read_only": bool(token.read_only), "expires_at": expires})
 
 
 def authenticate_token(session: Session, secret: str) -> ApiToken:
@@ -95,6 +105,7 @@ def revoke_token(session: Session, token_id: int, actor: Actor) -> None:
     token = session.scalar(query)
     if token is None:
         raise ServiceError(NOT_FOUND, f"no API token #{token_id}", "token")
+    _record(session, audit.TOKEN_REVOKED, token, actor, f"API token {token.prefix}… ({token.name or 'unnamed'}) revoked")
     session.delete(token)
     session.flush()
 

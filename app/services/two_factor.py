@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from mailferry.crypto import RECOVERY_CODES, TOTP, decrypt, encrypt, keyed_digest
 from mailferry.models import RecoveryCode, User, utcnow
 
+from . import audit
+from .access import SYSTEM, Actor
 from .errors import INVALID, ServiceError
 from .users import end_sessions, password_matches
 
@@ -63,7 +65,8 @@ def begin_enrolment(session: Session, user: User, secret_key: str) -> Enrolment:
     return Enrolment(secret, uri, segno.make_qr(uri, error="m").svg_inline(scale=5, light="#fff"))
 
 
-def enable(session: Session, user: User, secret_key: str, code: str, now: float | None = None) -> list[str]:
+def enable(session: Session, user: User, secret_key: str, code: str, now: float | None = None,
+           ip: str = "") -> list[str]:
     """Turns 2FA on once `code` fits the pending secret; returns the recovery codes to show once. Every
     session of the user ends (the caller starts a new one for this browser)."""
     if is_enabled(user) or user.totp_secret_enc is None:
@@ -72,6 +75,8 @@ def enable(session: Session, user: User, secret_key: str, code: str, now: float 
         raise ServiceError(INVALID, WRONG_CODE, "code")
     user.totp_enabled_at = utcnow()
     end_sessions(session, user)
+    audit.record_user_event(session, audit.TWO_FACTOR_ENABLED, user, ip=ip,
+                            summary=f"two-factor authentication of {user.email} turned on")
     return _new_recovery_codes(session, user, secret_key)
 
 
@@ -90,14 +95,16 @@ def check_second_factor(session: Session, user: User, secret_key: str, code: str
     return None
 
 
-def regenerate_recovery_codes(session: Session, user: User, secret_key: str, code: str) -> list[str]:
+def regenerate_recovery_codes(session: Session, user: User, secret_key: str, code: str, ip: str = "") -> list[str]:
     """Ten new recovery codes (the old ones stop working), after a valid code."""
     if check_second_factor(session, user, secret_key, code) is None:
         raise ServiceError(INVALID, WRONG_CODE, "code")
+    audit.record_user_event(session, audit.RECOVERY_CODES_REGENERATED, user, ip=ip,
+                            summary=f"new recovery codes for {user.email}")
     return _new_recovery_codes(session, user, secret_key)
 
 
-def disable(session: Session, user: User, secret_key: str, password: str, code: str) -> None:
+def disable(session: Session, user: User, secret_key: str, password: str, code: str, ip: str = "") -> None:
     """Turns 2FA off after the account password and a valid code; every session of the user ends."""
     if not is_enabled(user):
         raise ServiceError(INVALID, "two-factor authentication is not on", "code")
@@ -105,15 +112,18 @@ def disable(session: Session, user: User, secret_key: str, password: str, code: 
         raise ServiceError(INVALID, "the password is wrong", "password")
     if check_second_factor(session, user, secret_key, code) is None:
         raise ServiceError(INVALID, WRONG_CODE, "code")
-    reset(session, user)
+    reset(session, user, actor=None, ip=ip)  # None: the user themselves
 
 
-def reset(session: Session, user: User) -> None:
+def reset(session: Session, user: User, actor: Actor | None = SYSTEM, ip: str = "") -> None:
     """Turns 2FA off without a code: the operator's CLI, for a user who lost both the app and the recovery codes.
     Every session of the user ends."""
     user.totp_secret_enc, user.totp_enabled_at = None, None
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     end_sessions(session, user)
+    audit.record_user_event(session, audit.TWO_FACTOR_DISABLED, user, actor=actor, ip=ip,
+                            summary=f"two-factor authentication of {user.email} turned off")
+
 
 
 def recovery_codes_left(session: Session, user: User) -> int:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from mailferry.models import ROLE_ADMIN, ROLE_OWNER, User
 
-from .access import Actor
+from . import audit
+from .access import SYSTEM, Actor
 from .addresses import split_address
 from .errors import EXISTS, FORBIDDEN, INVALID, NOT_FOUND, ServiceError
 
@@ -58,7 +59,9 @@ def get_user_by_email(session: Session, email: str, field: str = "email") -> Use
     return user
 
 
-def create_user(session: Session, email: str, password: str, role: str = ROLE_OWNER) -> User:
+def create_user(session: Session, email: str, password: str, role: str = ROLE_OWNER, actor: Actor | str = SYSTEM,
+                ip: str = "") -> User:
+    """A new account; `actor` is who creates it (an admin, the CLI, or audit.SIGNUP for a sign-up)."""
     if role not in ROLES:
         raise ServiceError(INVALID, f"role must be one of {', '.join(ROLES)}", "role")
     normalised = normalise_email(email)
@@ -68,6 +71,8 @@ def create_user(session: Session, email: str, password: str, role: str = ROLE_OW
     user = User(email=normalised, password_hash=_hasher.hash(password), role=role, active=True)
     session.add(user)
     session.flush()
+    audit.record(session, audit.USER_CREATED, actor=actor, owner_id=user.id, object_type="user", object_id=user.id,
+                 summary=f"account {user.email} created ({role})", details={"role": role}, ip=ip)
     return user
 
 
@@ -84,20 +89,23 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-def change_password(session: Session, user: User, old_password: str, new_password: str) -> None:
+def change_password(session: Session, user: User, old_password: str, new_password: str, ip: str = "") -> None:
     if not _verify(user.password_hash, old_password):
         raise ServiceError(INVALID, "the current password is wrong", "old_password")
-    set_password(session, user, new_password)
+    set_password(session, user, new_password, ip=ip)
 
 
 def password_matches(user: User, password: str) -> bool:
     return _verify(user.password_hash, password)
 
 
-def set_password(session: Session, user: User, new_password: str) -> None:
+def set_password(session: Session, user: User, new_password: str, actor: Actor | None = None, ip: str = "") -> None:
+    """`actor`: who set it when not the user themselves."""
     check_password_strength(new_password, "new_password")
     user.password_hash = _hasher.hash(new_password)
     end_sessions(session, user)
+    audit.record_user_event(session, audit.PASSWORD_CHANGED, user, actor=actor, ip=ip,
+                            summary=f"password of {user.email} changed")
 
 
 def end_sessions(session: Session, user: User) -> None:
@@ -132,12 +140,24 @@ def update_user(session: Session, user: User, actor: Actor, *, role: str | None 
     losing_admin = user.is_admin and user.active and (role == ROLE_OWNER or active is False)
     if losing_admin and _active_admins(session) <= 1:
         raise ServiceError(INVALID, "this is the last active admin; make another admin first", "role")
+    before = {"role": user.role, "active": user.active}
     if role is not None:
         user.role = role
     if active is not None:
         user.active = bool(active)
     session.flush()
+    _record_user_change(session, user, actor, before)
     return user
+
+
+def _record_user_change(session: Session, user: User, actor: Actor, before: dict) -> None:
+    after = {"role": user.role, "active": user.active}
+    changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
+    if changed:
+        words = [f"role {user.role}" if "role" in changed else "", "" if "active" not in changed else
+                 ("activated" if user.active else "deactivated")]
+        audit.record_user_event(session, audit.USER_CHANGED, user, actor=actor, details=changed,
+                                summary=f"{user.email}: {', '.join(w for w in words if w)}")
 
 
 def _active_admins(session: Session) -> int:

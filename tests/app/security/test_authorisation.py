@@ -20,7 +20,8 @@ PUBLIC = {"auth.login", "auth.login_two_factor", "auth.signup", "health.healthz"
 OWN_DATA = {"domains.index", "domains.add", "auth.account", "auth.create_token", "stats.overview",
             "auth.two_factor_setup", "auth.two_factor_recovery_codes", "auth.two_factor_disable",
             "api.list_domains", "api.add_domain", "api.overall_stats", "api.list_tokens", "api.create_token",
-            "auth.notifications", "api.get_notifications", "api.set_notifications"}  # scoped to the caller
+            "auth.notifications", "api.get_notifications", "api.set_notifications",
+            "audit.index", "api.list_audit"}  # scoped to the caller
 ADMIN_ONLY = {"admin.queue", "admin.server", "admin.list_users", "admin.create_user", "messages.failed",
               "api.failed_messages", "api.list_users", "api.create_user"}
 LAST = {"auth.logout"}  # walked at the end: it must end the caller's session only
