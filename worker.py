@@ -1,13 +1,18 @@
 """Delivery worker: `python worker.py [--burst]` (settings from the environment / .env).
 
 Besides deliveries it runs the periodic jobs: the reconciler, the daily DNS re-verification of every
-domain (enqueued by one worker per REVERIFY_INTERVAL, run by whichever worker takes it), and the hourly
-purge of quarantined mail older than QUARANTINE_DAYS (the same way)."""
+domain (enqueued by one worker per REVERIFY_INTERVAL, run by whichever worker takes it), and, the same way,
+the hourly purge of quarantined mail older than QUARANTINE_DAYS and the hourly retention sweep
+(mailferry/retention.py)."""
 
-from app.services.scheduling import enqueue_quarantine_purge_if_due, enqueue_reverify_if_due
+from app.services.scheduling import (
+    enqueue_quarantine_purge_if_due,
+    enqueue_retention_if_due,
+    enqueue_reverify_if_due,
+)
 from smtp.delivery.runner import main
 
-PERIODIC = (enqueue_reverify_if_due, enqueue_quarantine_purge_if_due)
+PERIODIC = (enqueue_reverify_if_due, enqueue_quarantine_purge_if_due, enqueue_retention_if_due)
 
 if __name__ == "__main__":
     main(periodic=PERIODIC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis import Redis
 from rq import Queue
 
+from mailferry.retention import RETENTION_JOB
 from mailferry.settings import Settings
 
 from .quarantine import PURGE_JOB
@@ -15,6 +16,9 @@ REVERIFY_JOB_ID = "reverify-domains"
 PURGE_LOCK = "mailferry:quarantine-purge:last"
 PURGE_JOB_ID = "purge-quarantine"
 PURGE_INTERVAL = 3600  # seconds: quarantined mail is kept for days, an hour late is harmless
+RETENTION_LOCK = "mailferry:retention:last"
+RETENTION_JOB_ID = "retention-sweep"
+RETENTION_INTERVAL = 3600  # seconds: contents are kept for days, an hour late is harmless
 
 
 def _enqueue_once(redis: Redis, queue: Queue, lock: str, interval: int, func: str, job_id: str,
@@ -36,3 +40,9 @@ def enqueue_quarantine_purge_if_due(redis: Redis, queue: Queue, settings: Settin
     """Enqueue the purge of quarantined mail older than QUARANTINE_DAYS, at most once per PURGE_INTERVAL
     across every worker; True when this call enqueued the job."""
     return _enqueue_once(redis, queue, PURGE_LOCK, PURGE_INTERVAL, PURGE_JOB, PURGE_JOB_ID, 600)
+
+
+def enqueue_retention_if_due(redis: Redis, queue: Queue, settings: Settings) -> bool:
+    """Enqueue the retention sweep (mailferry.retention: contents after RETENTION_DAYS, metadata after
+    LOG_RETENTION_DAYS) at most once per RETENTION_INTERVAL across every worker; True when this call did."""
+    return _enqueue_once(redis, queue, RETENTION_LOCK, RETENTION_INTERVAL, RETENTION_JOB, RETENTION_JOB_ID, 600)
