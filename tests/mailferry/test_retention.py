@@ -137,31 +137,34 @@ def test_a_spent_time_budget_stops_and_the_next_run_goes_on(db):
     assert (done.finished, done.contents) == (True, 4)
 
 
-def _requeue_after_the_select(db: Database, message_id: str):
-    """Flip the message back to queued from another connection right after the sweep's first SELECT of
-    messages: the race with an admin's requeue."""
+def _requeue_after_the_select(db: Database, message_id: str, select_of: str):
+    """Flip the message back to queued from another connection right after the sweep's SELECT that starts with
+    `select_of` (its batch is picked, not yet written): the race with an admin's requeue."""
     other = Database(db.url)
     fired = []
 
     @event.listens_for(db.engine, "after_cursor_execute")
     def _race(conn, cursor, statement, *_args) -> None:
-        if not fired and statement.lstrip().upper().startswith("SELECT") and "FROM MESSAGES" in statement.upper():
+        if not fired and " ".join(statement.split()).upper().startswith(select_of):
             fired.append(statement)
             with other.engine.begin() as c:
                 c.execute(Message.__table__.update().where(Message.id == message_id)
                           .values(state=QUEUED, completed_at=None))
-    return other
+    return other, fired
 
 
-@pytest.mark.parametrize("completed", [timedelta(days=10), timedelta(days=40)])
-def test_a_message_requeued_between_the_select_and_the_write_is_left_whole(db, completed):
+@pytest.mark.parametrize("completed, select_of", [
+    (timedelta(days=10), "SELECT MESSAGES.COMPLETED_AT, MESSAGES.ID FROM MESSAGES"),  # emptying its content
+    (timedelta(days=40), "SELECT MESSAGES.ID FROM MESSAGES"),  # deleting it
+])
+def test_a_message_requeued_between_the_select_and_the_write_is_left_whole(db, completed, select_of):
     seed(db, "racing", completed=completed, delivery_state=BOUNCED)
-    other = _requeue_after_the_select(db, "racing")
+    other, fired = _requeue_after_the_select(db, "racing", select_of)
     try:
         swept = sweep(db, SETTINGS, now=NOW, pause=0)
     finally:
         other.dispose()
-    assert (swept.contents, swept.messages) == (0, 0)
+    assert fired and (swept.contents, swept.messages) == (0, 0)
     assert raw_of(db, "racing") == (RAW, None) and count(db, DeliveryAttempt) == 1
 
 
