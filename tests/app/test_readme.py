@@ -35,3 +35,11 @@ def test_the_new_api_endpoints_and_fields_are_in_the_readme():
                  "dmarc_reject_policy", "dmarc_quarantine_policy", "spam_action", "spam_threshold", "effective_policy",
                  "domains policy NAME [--dmarc-reject reject\\|rewrite\\|quarantine\\|default]"):
         assert text in readme, text
+
+
+def test_the_privacy_section_names_the_retention_settings_and_the_comparison():
+    readme = _readme()
+    privacy = readme[readme.index("## Privacy"):readme.index("## Docker")]
+    for text in ("RETENTION_DAYS", "LOG_RETENTION_DAYS", "content deleted on", "Forward Email", "SimpleLogin",
+                 "Backups are", "(#privacy)"):
+        assert text in (privacy if text != "(#privacy)" else readme), text
