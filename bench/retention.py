@@ -23,7 +23,7 @@ from sqlalchemy import event, insert, text
 from mailferry.db import Database
 from mailferry.models import Delivery, DeliveryAttempt, Message, utcnow
 from mailferry.models.message import DELIVERED, DONE, QUEUED
-from mailferry.retention import PAUSE, STEPS, Swept, _Run, cutoffs
+from mailferry.retention import PAUSE, STEPS, Run, Swept, cutoffs
 from tests.conftest import make_settings
 from tests.support.databases import PostgresDatabase, migrate
 
@@ -69,7 +69,7 @@ def run(db: Database, batch: int) -> dict:
     settings = make_settings(RETENTION_DAYS=7, LOG_RETENTION_DAYS=30)
     now = utcnow()
     swept = Swept()
-    work = _Run(now, cutoffs(settings, now), batch, swept)
+    work = Run(now, cutoffs(settings, now), batch, swept)
     first_write: list[float] = []
 
     @event.listens_for(db.engine, "before_cursor_execute")

@@ -44,7 +44,8 @@ _messages = Message.__table__
 
 @dataclass(frozen=True)
 class Cutoffs:
-    """Everything at or before these times goes."""
+    """Messages final at or before `content` lose their content, at or before `metadata` their record; bounce
+    events and notifications older than theirs go."""
 
     content: datetime
     metadata: datetime
@@ -73,7 +74,9 @@ class Swept:
 
 
 @dataclass
-class _Run:
+class Run:
+    """One run's state, handed to each step."""
+
     now: datetime
     cut: Cutoffs
     limit: int
@@ -85,7 +88,7 @@ def _final(cutoff: datetime):
     return (_messages.c.state == DONE) & (_messages.c.completed_at <= cutoff)
 
 
-def delete_messages(conn: Connection, run: _Run) -> bool:
+def delete_messages(conn: Connection, run: Run) -> bool:
     """Delete one batch of messages final since before the metadata cutoff; their deliveries and attempts go by
     ON DELETE CASCADE (SQLite: PRAGMA foreign_keys, set on every connection by mailferry.db). The DELETE checks
     the condition again, so a message requeued meanwhile stays, whole. True when there may be more."""
@@ -97,7 +100,7 @@ def delete_messages(conn: Connection, run: _Run) -> bool:
     return len(ids) == run.limit
 
 
-def empty_contents(conn: Connection, run: _Run) -> bool:
+def empty_contents(conn: Connection, run: Run) -> bool:
     """Empty the raw bytes of one batch of messages final since before the content cutoff, in (completed_at, id)
     order from where the last batch stopped (rows emptied before are not read again). True when there may be
     more."""
@@ -115,7 +118,7 @@ def empty_contents(conn: Connection, run: _Run) -> bool:
     return len(rows) == run.limit
 
 
-def delete_bounce_events(conn: Connection, run: _Run) -> bool:
+def delete_bounce_events(conn: Connection, run: Run) -> bool:
     ids = list(conn.scalars(select(BounceEvent.id).where(BounceEvent.at < run.cut.bounce_events)
                             .order_by(BounceEvent.id).limit(run.limit)))
     if ids:
@@ -123,7 +126,7 @@ def delete_bounce_events(conn: Connection, run: _Run) -> bool:
     return len(ids) == run.limit
 
 
-def delete_notifications(conn: Connection, run: _Run) -> bool:
+def delete_notifications(conn: Connection, run: Run) -> bool:
     ids = list(conn.scalars(select(Notification.id).where(Notification.created_at < run.cut.notifications,
                                                           Notification.kind.not_in(KEPT_NOTICE_KINDS))
                             .order_by(Notification.created_at).limit(run.limit)))
@@ -141,7 +144,7 @@ def sweep(db: Database, settings: Settings, now: datetime | None = None, batch: 
     """One retention run: each step batch by batch, a transaction per batch, until nothing is left or `budget`
     seconds are spent (the rest waits for the next run); logs one summary line."""
     now = now or utcnow()
-    run = _Run(now, cutoffs(settings, now), batch, Swept())
+    run = Run(now, cutoffs(settings, now), batch, Swept())
     deadline = time.monotonic() + budget
     for step in STEPS:
         more = True
