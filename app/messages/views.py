@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from app.extensions import actor, get_db, get_rq_queue
 from app.services import domains, message_log
-from app.services.errors import ServiceError
+from app.services.errors import INVALID, ServiceError
 
 from . import bp
 
@@ -71,8 +71,14 @@ def failed():
 def requeue(message_id: str):
     if not current_user.is_admin:
         abort(404)
-    with get_db().session() as s:
-        message_log.requeue(s, get_rq_queue(), message_id, actor())
+    try:
+        with get_db().session() as s:
+            message_log.requeue(s, get_rq_queue(), message_id, actor())
+    except ServiceError as exc:
+        if exc.code != INVALID:
+            raise
+        flash(exc.message)  # its content is gone (RETENTION_DAYS): say so on the list
+        return redirect(url_for("messages.failed"))
     queued = message_log.dispatch_now(get_rq_queue(), message_id)
     flash(f"Message {message_id} requeued." + ("" if queued else " Redis is down: the worker picks it up when it is back."))
     return redirect(url_for("messages.failed"))

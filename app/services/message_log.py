@@ -12,7 +12,7 @@ import logging
 from redis.exceptions import RedisError
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
-from sqlalchemy import and_, exists, func, or_, select, true
+from sqlalchemy import and_, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -184,11 +184,12 @@ def requeue(session: Session, queue: Queue, message_id: str, actor: Actor) -> li
     if message is None:
         raise ServiceError(NOT_FOUND, f"no message {message_id}", "message")
     now = utcnow()
+    _refuse_without_content(message)
     reopened = [d for d in message.deliveries if d.state == BOUNCED and d.kind != DSN_KIND]
+    if reopened or message.state == QUEUED:
+        _reopen(session, message, now)
     for delivery in reopened:
         delivery.state, delivery.next_attempt_at = PENDING, now
-    if reopened or message.state == QUEUED:
-        message.state, message.completed_at, message.next_attempt_at = QUEUED, None, now
     session.flush()
     audit.record_message_event(session, audit.MESSAGE_REQUEUED, actor=actor, message_id=message.id,
                                deliveries=reopened, summary=f"admin requeued message {message.id}")
@@ -202,6 +203,24 @@ def requeue(session: Session, queue: Queue, message_id: str, actor: Actor) -> li
     log(logger, logging.INFO, "message requeued by an admin", message_id=message_id,
         deliveries=[d.id for d in reopened], state=message.state)
     return [d.id for d in reopened]
+
+
+def _refuse_without_content(message: Message) -> None:
+    if message.content_deleted_at is not None:
+        raise ServiceError(INVALID, f"the content of message {message.id} was deleted on "
+                           f"{message.content_deleted_at:%Y-%m-%d} (RETENTION_DAYS): there is nothing left to send",
+                           "message")
+
+
+def _reopen(session: Session, message: Message, now) -> None:
+    """Queue the message again, in one UPDATE that checks its content is still there: the retention sweep may
+    have emptied it since we read it (its own UPDATE checks the message is still final, so one of them wins)."""
+    reopened = session.execute(update(Message).where(Message.id == message.id, Message.content_deleted_at.is_(None))
+                               .values(state=QUEUED, completed_at=None, next_attempt_at=now)
+                               .execution_options(synchronize_session="fetch"))
+    if reopened.rowcount != 1:
+        raise ServiceError(INVALID, f"the content of message {message.id} was deleted just now (RETENTION_DAYS): "
+                           "there is nothing left to send", "message")
 
 
 def _admin_only(actor: Actor) -> None:
@@ -228,6 +247,7 @@ def message_dict(message: Message, visible: list[Delivery]) -> dict:
     return {"id": message.id, "received_at": _iso(message.received_at), "sender": message.mail_from,
             "subject": message.subject, "size": message.size, "state": message.state,
             "filter_reason": message.filter_reason, "spam_score": message.spam_score,
+            "completed_at": _iso(message.completed_at), "content_deleted_at": _iso(message.content_deleted_at),
             "deliveries": [delivery_dict(d) for d in visible]}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis import Redis
 from rq import Queue
 
+from mailferry.retention import RETENTION_JOB
 from mailferry.settings import Settings
 
 from .daily_notices import DAILY_NOTICES_JOB
@@ -19,6 +20,10 @@ PURGE_INTERVAL = 3600  # seconds: quarantined mail is kept for days, an hour lat
 NOTICES_LOCK = "mailferry:daily-notices:last"
 NOTICES_JOB_ID = "daily-notices"
 NOTICES_INTERVAL = 86400  # seconds: one quarantine digest a day
+
+RETENTION_LOCK = "mailferry:retention:last"
+RETENTION_JOB_ID = "retention-sweep"
+RETENTION_INTERVAL = 3600  # seconds: contents are kept for days, an hour late is harmless
 
 
 def _enqueue_once(redis: Redis, queue: Queue, lock: str, interval: int, func: str, job_id: str,
@@ -46,3 +51,8 @@ def enqueue_daily_notices_if_due(redis: Redis, queue: Queue, settings: Settings)
     """Enqueue the quarantine digests and DKIM rotation reminders at most once per NOTICES_INTERVAL across
     every worker; True when this call enqueued the job."""
     return _enqueue_once(redis, queue, NOTICES_LOCK, NOTICES_INTERVAL, DAILY_NOTICES_JOB, NOTICES_JOB_ID, 1800)
+
+def enqueue_retention_if_due(redis: Redis, queue: Queue, settings: Settings) -> bool:
+    """Enqueue the retention sweep (mailferry.retention: contents after RETENTION_DAYS, metadata after
+    LOG_RETENTION_DAYS) at most once per RETENTION_INTERVAL across every worker; True when this call did."""
+    return _enqueue_once(redis, queue, RETENTION_LOCK, RETENTION_INTERVAL, RETENTION_JOB, RETENTION_JOB_ID, 600)

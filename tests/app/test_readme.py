@@ -44,3 +44,10 @@ def test_every_notification_kind_and_its_switch_are_in_the_readme():
     for kind in NOTIFICATION_KINDS:
         assert f"(`{kind}`)" in section, kind
     assert "PUT /api/v1/account/notifications" in section and "Account page" in section
+
+def test_the_privacy_section_names_the_retention_settings_and_the_comparison():
+    readme = _readme()
+    privacy = readme[readme.index("## Privacy"):readme.index("## Docker")]
+    for text in ("RETENTION_DAYS", "LOG_RETENTION_DAYS", "content deleted on", "Forward Email", "SimpleLogin",
+                 "Backups are", "(#privacy)"):
+        assert text in (privacy if text != "(#privacy)" else readme), text
