@@ -2,12 +2,17 @@
 
 Besides deliveries it runs the periodic jobs: the reconciler, the daily DNS re-verification of every
 domain (enqueued by one worker per REVERIFY_INTERVAL, run by whichever worker takes it), and the hourly
-purge of quarantined mail older than QUARANTINE_DAYS (the same way)."""
+purge of quarantined mail older than QUARANTINE_DAYS (the same way), and every five minutes the
+'still trying' notices to owners whose mail is late by DELAY_WARNING_TIME."""
 
-from app.services.scheduling import enqueue_quarantine_purge_if_due, enqueue_reverify_if_due
+from app.services.scheduling import (
+    enqueue_delay_warnings_if_due,
+    enqueue_quarantine_purge_if_due,
+    enqueue_reverify_if_due,
+)
 from smtp.delivery.runner import main
 
-PERIODIC = (enqueue_reverify_if_due, enqueue_quarantine_purge_if_due)
+PERIODIC = (enqueue_reverify_if_due, enqueue_quarantine_purge_if_due, enqueue_delay_warnings_if_due)
 
 if __name__ == "__main__":
     main(periodic=PERIODIC)

@@ -7,6 +7,7 @@ from rq import Queue
 
 from mailferry.settings import Settings
 
+from .delay_warnings import DELAY_WARNING_JOB
 from .quarantine import PURGE_JOB
 from .verification import REVERIFY_JOB
 
@@ -15,6 +16,9 @@ REVERIFY_JOB_ID = "reverify-domains"
 PURGE_LOCK = "mailferry:quarantine-purge:last"
 PURGE_JOB_ID = "purge-quarantine"
 PURGE_INTERVAL = 3600  # seconds: quarantined mail is kept for days, an hour late is harmless
+DELAY_WARNING_LOCK = "mailferry:delay-warnings:last"
+DELAY_WARNING_JOB_ID = "delay-warnings"
+DELAY_WARNING_INTERVAL = 300  # seconds: a warning after hours of delay may come five minutes late
 
 
 def _enqueue_once(redis: Redis, queue: Queue, lock: str, interval: int, func: str, job_id: str,
@@ -36,3 +40,10 @@ def enqueue_quarantine_purge_if_due(redis: Redis, queue: Queue, settings: Settin
     """Enqueue the purge of quarantined mail older than QUARANTINE_DAYS, at most once per PURGE_INTERVAL
     across every worker; True when this call enqueued the job."""
     return _enqueue_once(redis, queue, PURGE_LOCK, PURGE_INTERVAL, PURGE_JOB, PURGE_JOB_ID, 600)
+
+
+def enqueue_delay_warnings_if_due(redis: Redis, queue: Queue, settings: Settings) -> bool:
+    """Enqueue the 'still trying' notices (app/services/delay_warnings.py) at most once per
+    DELAY_WARNING_INTERVAL across every worker; True when this call enqueued the job."""
+    return _enqueue_once(redis, queue, DELAY_WARNING_LOCK, DELAY_WARNING_INTERVAL, DELAY_WARNING_JOB,
+                         DELAY_WARNING_JOB_ID, 600)

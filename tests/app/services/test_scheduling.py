@@ -62,4 +62,4 @@ def test_quarantine_purge_runs_once_per_hour_through_a_real_rq_worker(db, redis_
 def test_the_worker_runs_both_periodic_jobs():
     import worker
 
-    assert set(worker.PERIODIC) == {enqueue_reverify_if_due, enqueue_quarantine_purge_if_due}
+    assert {enqueue_reverify_if_due, enqueue_quarantine_purge_if_due} <= set(worker.PERIODIC)
