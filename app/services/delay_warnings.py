@@ -81,16 +81,19 @@ def warn_late(session: Session, settings: Settings, now: datetime | None = None,
         rows = conn.execute(late_query(cutoff, batch)).all()
         if not rows:
             break
-        notices = _warn(conn, settings, rows, told, now)
+        taken, notices = warn_batch(conn, settings, rows, told, now)
         session.commit()
         dispatch(settings, notices)
         sent += notices
-        if len(rows) < batch:
+        if len(rows) < batch or not taken:  # none taken: another run has them, let it finish
             break
     return sent
 
 
-def _warn(conn: Connection, settings: Settings, rows: list, told: set[int], now: datetime) -> list[str]:
+def warn_batch(conn: Connection, settings: Settings, rows: list, told: set[int],
+               now: datetime) -> tuple[set[int], list[str]]:
+    """Mark the deliveries of `rows` (as late_query read them) warned, unless another run did meanwhile, and
+    notify the owners of those taken that are not in `told` (then added to it). The ids taken, the notices."""
     taken = set(conn.execute(update(_deliveries)
                              .where(_deliveries.c.id.in_([r.id for r in rows]), _deliveries.c.delay_warned_at.is_(None))
                              .values(delay_warned_at=now).returning(_deliveries.c.id)).scalars())
@@ -111,7 +114,7 @@ def _warn(conn: Connection, settings: Settings, rows: list, told: set[int], now:
             deliveries=len(late), notice_id=notice)
         if notice is not None:
             notices.append(notice)
-    return notices
+    return taken, notices
 
 
 def _notice(settings: Settings, late: list[Late]) -> SystemMessage:

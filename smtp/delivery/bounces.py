@@ -60,8 +60,7 @@ _ONE_MORE_UNKNOWN = (update(_mailboxes).where(_OF_DESTINATION)
 _OTHER_FAILURE = update(_mailboxes).where(_OF_DESTINATION).values(unknown_user_streak=0).returning(*_RETURNING)
 _RECENT = (select(func.count()).select_from(_events)
            .where(_events.c.mailbox_id == bindparam("mailbox_id"), _events.c.at > bindparam("since")))
-# Only the first worker to suspend it (the row is locked meanwhile) announces it.
-_SUSPEND = (update(_mailboxes).where(_mailboxes.c.id == bindparam("mailbox_id"), _mailboxes.c.suspended_at.is_(None))
+_SUSPEND = (update(_mailboxes).where(_mailboxes.c.id == bindparam("mailbox_id"))
             .values(suspended_at=bindparam("now"), suspended_reason=bindparam("reason")))
 
 
@@ -114,17 +113,19 @@ def _record(conn: Connection, o: Outcome, message_id: str, now: datetime, settin
     address, status = o.target.destination.lower(), status_code(o.reply)
     params = {"b_domain_id": o.target.domain_id, "b_address": address}
     bump = _ONE_MORE_UNKNOWN if status == UNKNOWN_USER else _OTHER_FAILURE
+    # The UPDATE locks the row until the commit: a concurrent settle bouncing to the same destination waits for
+    # it, then sees this bounce's event and suspension, so a destination is suspended (and announced) once.
     mailbox = conn.execute(bump, params).first()
     if mailbox is None:
         _create(conn, o.target.domain_id, address, now)
         mailbox = conn.execute(bump, params).one()
     conn.execute(_events.insert().values(mailbox_id=mailbox.id, at=now, status=status, reply=str(o.reply)[:512]))
-    if mailbox.suspended_at is not None:
+    if mailbox.suspended_at is not None:  # a delivery that was under way when it was suspended
         return None
     reason = _reason(conn, mailbox, status, o.reply, now, settings)
-    if not reason or conn.execute(_SUSPEND, {"mailbox_id": mailbox.id, "now": now,
-                                             "reason": reason[:255]}).rowcount != 1:
+    if not reason:
         return None
+    conn.execute(_SUSPEND, {"mailbox_id": mailbox.id, "now": now, "reason": reason[:255]})
     log(logger, logging.WARNING, "destination suspended", message_id=message_id,
         mailbox_id=mailbox.id, owner_id=mailbox.owner_id, reason=reason)
     return Suspension(mailbox.id, mailbox.owner_id, address, reason, now)

@@ -12,7 +12,7 @@ from rq.job import Job
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from app.services.delay_warnings import late_query, warn_late
+from app.services.delay_warnings import late_query, warn_batch, warn_late
 from app.services.domains import add_domain
 from app.services.scheduling import (
     DELAY_WARNING_INTERVAL,
@@ -124,6 +124,17 @@ def test_one_notice_per_owner_per_run_across_batches(db, settings, domain_id, ow
     assert set(by_owner) == {owner.id, other_owner.id}
     assert all(warned(db).values())
     assert "theirs" not in by_owner[owner.id].raw.decode() and "mine0" not in by_owner[other_owner.id].raw.decode()
+
+
+def test_deliveries_another_run_warned_meanwhile_are_not_announced_again(db, settings, domain_id):
+    late(db, "late", domain_id, 5 * HOUR)
+    with db.engine.connect() as conn:
+        rows = conn.execute(late_query(utcnow(), 500)).all()  # read, then another worker's run goes first
+    assert len(run_warnings(db, settings)) == 1
+
+    with db.engine.begin() as conn:
+        assert warn_batch(conn, settings, rows, set(), utcnow()) == (set(), [])
+    assert len(notices(db)) == 1
 
 
 def test_the_delay_warning_time_is_the_setting(db, settings, domain_id):

@@ -245,3 +245,19 @@ def test_a_settle_run_again_after_its_commit_counts_nothing_twice(dead, dsetting
 
     assert first is not None and first.dsn_id is not None and again is None
     assert dead.bounce_events() == 1 and dead.mailbox().unknown_user_streak == 1
+
+
+def test_a_bounce_of_mail_under_way_when_it_was_suspended_is_recorded_but_not_announced_again(dead, dsettings, db):
+    under_way = dead.world.seed([dead.route])
+    with db.engine.begin() as conn:  # loaded by a worker before the suspension
+        snap = snapshots(conn, lease.claim_many(conn, [under_way], "w1", 60))[under_way]
+    dead.refuse(UNKNOWN)
+    dead.send(3)
+    suspended_at = dead.mailbox().suspended_at
+    assert suspended_at is not None and len(dead.notices()) == 1
+
+    tried = [Attempt(t, Reply(550, "5.1.1 no such user"), mx_host="mx.dest.test") for t in snap.targets]
+    settled = settle(db.engine, snap, tried, set(), owner="w1", settings=dsettings)
+
+    assert settled.notices == () and dead.bounce_events() == 4
+    assert dead.mailbox().suspended_at == suspended_at and len(dead.notices()) == 1
