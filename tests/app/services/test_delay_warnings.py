@@ -24,6 +24,7 @@ from mailferry.models import Delivery, Message, Notification, User, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, DONE, QUARANTINED
 from mailferry.models.notification import DELAY_WARNING
 from mailferry.queue import get_queue, job_id_for
+from mailferry.system_mail import SystemMessage, queue_system_message
 from tests.app.web_fixtures import seed_message
 
 HOUR = timedelta(hours=1)
@@ -99,6 +100,17 @@ def test_a_late_delivery_warns_its_owner_once_and_never_the_sender(db, settings,
     assert run_warnings(db, settings) == []  # not twice
     assert run_warnings(db, settings, now=utcnow() + 2 * HOUR) != []  # "young" is late now
     assert len(notices(db)) == 2
+
+
+def test_our_own_late_mail_is_not_warned_about(db, settings, owner, domain_id):
+    """A notice stuck on its way to the owner must not bring a notice about the notice, run after run."""
+    with db.engine.begin() as conn:
+        stuck = queue_system_message(conn, settings, SystemMessage(owner.email, "Hello", "hi", "<p>hi</p>", "test"),
+                                     domain_id)
+    with db.session() as s:
+        s.execute(update(Message).where(Message.id == stuck).values(received_at=utcnow() - 5 * HOUR))
+
+    assert run_warnings(db, settings) == [] and notices(db) == []
 
 
 def test_no_warning_when_the_owner_turned_it_off(db, settings, domain_id, owner):

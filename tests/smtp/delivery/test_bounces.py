@@ -18,6 +18,7 @@ from mailferry.models.mailbox import BY_LINK
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED
 from mailferry.models.notification import DESTINATION_SUSPENDED
 from mailferry.queue import job_id_for
+from mailferry.system_mail import SystemMessage, queue_system_message
 from smtp.delivery import lease
 from smtp.delivery.bounces import HELD
 from smtp.delivery.job import run
@@ -220,6 +221,22 @@ def test_what_is_not_the_destinations_fault_is_not_counted(dead, world, db):
 
     assert [d.state for d in deliveries(db, late)] == [BOUNCED]
     assert dead.bounce_events() == 0 and dead.mailbox().unknown_user_streak == 0
+
+
+def test_our_own_mail_bouncing_is_not_counted(dead, dsettings, db):
+    """A notice to the owner's account address bouncing says nothing about the destinations of their aliases."""
+    with db.engine.begin() as conn:
+        notice = queue_system_message(conn, dsettings, SystemMessage(DEAD, "Hello", "hi", "<p>hi</p>", "test"),
+                                      dead.domain_id)
+    dead.refuse(UNKNOWN)
+    for _ in range(3):
+        run(dead.ctx, notice)
+        with db.session() as s:  # as if sent three times
+            s.execute(update(Delivery).where(Delivery.message_id == notice)
+                      .values(state=DEFERRED, next_attempt_at=None))
+            s.execute(update(Message).where(Message.id == notice).values(state="queued", next_attempt_at=None))
+
+    assert dead.rcpts() == 3 and dead.bounce_events() == 0 and dead.mailbox().suspended_at is None
 
 
 def test_a_destination_without_a_mailbox_gets_an_unverified_one_to_count_on(dead, world, db):
