@@ -12,6 +12,7 @@ from email.policy import default as default_policy
 import pytest
 from sqlalchemy import func, select, update
 
+from mailferry.held_mail import release_held
 from mailferry.links import REENABLE_DESTINATION, DestinationLink, read_token, suspension_stamp
 from mailferry.models import BounceEvent, Delivery, Mailbox, Message, Notification, User, utcnow
 from mailferry.models.mailbox import BY_LINK
@@ -278,3 +279,21 @@ def test_a_bounce_of_mail_under_way_when_it_was_suspended_is_recorded_but_not_an
 
     assert settled.notices == () and dead.bounce_events() == 4
     assert dead.mailbox().suspended_at == suspended_at and len(dead.notices()) == 1
+
+
+def test_held_mail_goes_as_soon_as_the_destination_is_re_enabled(dead, world, db):
+    with db.session() as s:
+        s.execute(update(Mailbox).where(Mailbox.id == dead.mailbox_id)
+                  .values(suspended_at=utcnow(), suspended_reason="test"))
+    [message_id] = dead.send(1)
+    [d] = deliveries(db, message_id)
+    assert d.state == DEFERRED and d.next_attempt_at > utcnow()
+    assert run(dead.ctx, message_id) is not None and dead.rcpts() == 0  # not due: still waiting
+
+    with db.engine.begin() as conn:  # what re-enabling does, with release_held in its transaction
+        conn.execute(update(Mailbox).where(Mailbox.id == dead.mailbox_id).values(suspended_at=None))
+        assert release_held(conn, dead.mailbox_id) == [message_id]
+
+    assert run(dead.ctx, message_id) is None
+    [d] = deliveries(db, message_id)
+    assert d.state == DELIVERED and dead.rcpts() == 1
