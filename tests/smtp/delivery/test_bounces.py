@@ -5,6 +5,7 @@ real delivery, and mail for it held without being tried."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -21,11 +22,11 @@ from mailferry.models.notification import DESTINATION_SUSPENDED
 from mailferry.queue import job_id_for
 from mailferry.system_mail import SystemMessage, queue_system_message
 from smtp.delivery import lease
-from smtp.delivery.bounces import HELD
+from smtp.delivery.bounces import HELD, record_bounces
 from smtp.delivery.job import run
 from smtp.delivery.load import snapshots
 from smtp.delivery.outcome import Reply
-from smtp.delivery.record import Attempt
+from smtp.delivery.record import Attempt, outcome
 from smtp.delivery.settle import settle
 from tests.smtp.delivery.helpers import attempts, deliveries
 from tests.smtp.delivery.sink import CommandLog
@@ -297,3 +298,36 @@ def test_held_mail_goes_as_soon_as_the_destination_is_re_enabled(dead, world, db
     assert run(dead.ctx, message_id) is None
     [d] = deliveries(db, message_id)
     assert d.state == DELIVERED and dead.rcpts() == 1
+
+
+def test_two_workers_bouncing_at_once_suspend_and_announce_once(dead, dsettings, db):
+    """The second settle waits on the Mailbox row the first one updated, then sees its suspension."""
+    with db.session() as s:
+        s.add_all(BounceEvent(mailbox_id=dead.mailbox_id, at=utcnow(), status="5.2.2") for _ in range(12))
+    first, second = (bounced(db, dead.world.seed([dead.route]), dsettings) for _ in range(2))
+    results: list[list[str]] = []
+
+    with db.engine.connect() as conn:
+        trans = conn.begin()
+        assert len(record_bounces(conn, first, message_id="m1", now=utcnow(), settings=dsettings)) == 1
+        other = threading.Thread(target=lambda: results.append(_in_transaction(db, second, dsettings)))
+        other.start()
+        other.join(0.3)
+        assert other.is_alive()  # waiting for the first transaction's row lock
+        trans.commit()
+    other.join(20)
+
+    assert results == [[]] and dead.bounce_events() == 14 and len(dead.notices()) == 1
+
+
+def bounced(db, message_id: str, settings) -> list:
+    with db.engine.begin() as conn:
+        snap = snapshots(conn, lease.claim_many(conn, [message_id], "w1", 60))[message_id]
+    now = utcnow()
+    return [outcome(Attempt(t, Reply(552, "5.2.2 mailbox full"), mx_host="mx.dest.test"), attempts_before=0,
+                    now=now, received_at=snap.received_at, settings=settings) for t in snap.targets]
+
+
+def _in_transaction(db, outcomes: list, settings) -> list[str]:
+    with db.engine.begin() as conn:
+        return record_bounces(conn, outcomes, message_id="m2", now=utcnow(), settings=settings)
