@@ -9,6 +9,7 @@ from mailferry.retention import RETENTION_JOB
 from mailferry.settings import Settings
 
 from .daily_notices import DAILY_NOTICES_JOB
+from .delay_warnings import DELAY_WARNING_JOB
 from .quarantine import PURGE_JOB
 from .verification import REVERIFY_JOB
 
@@ -24,6 +25,10 @@ NOTICES_INTERVAL = 86400  # seconds: one quarantine digest a day
 RETENTION_LOCK = "mailferry:retention:last"
 RETENTION_JOB_ID = "retention-sweep"
 RETENTION_INTERVAL = 3600  # seconds: contents are kept for days, an hour late is harmless
+
+DELAY_WARNING_LOCK = "mailferry:delay-warnings:last"
+DELAY_WARNING_JOB_ID = "delay-warnings"
+DELAY_WARNING_INTERVAL = 300  # seconds: a warning after hours of delay may come five minutes late
 
 
 def _enqueue_once(redis: Redis, queue: Queue, lock: str, interval: int, func: str, job_id: str,
@@ -56,3 +61,9 @@ def enqueue_retention_if_due(redis: Redis, queue: Queue, settings: Settings) -> 
     """Enqueue the retention sweep (mailferry.retention: contents after RETENTION_DAYS, metadata after
     LOG_RETENTION_DAYS) at most once per RETENTION_INTERVAL across every worker; True when this call did."""
     return _enqueue_once(redis, queue, RETENTION_LOCK, RETENTION_INTERVAL, RETENTION_JOB, RETENTION_JOB_ID, 600)
+
+def enqueue_delay_warnings_if_due(redis: Redis, queue: Queue, settings: Settings) -> bool:
+    """Enqueue the 'still trying' notices (app/services/delay_warnings.py) at most once per
+    DELAY_WARNING_INTERVAL across every worker; True when this call enqueued the job."""
+    return _enqueue_once(redis, queue, DELAY_WARNING_LOCK, DELAY_WARNING_INTERVAL, DELAY_WARNING_JOB,
+                         DELAY_WARNING_JOB_ID, 600)

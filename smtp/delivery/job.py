@@ -19,7 +19,7 @@ from mailferry.models import utcnow
 from mailferry.models.message import DELIVERED
 from mailferry.queue import enqueue_messages
 
-from . import context, lease, router
+from . import bounces, context, lease, router
 from .batch import HeldSlots, take_waiting
 from .load import snapshots
 from .outcome import classify
@@ -129,9 +129,11 @@ def _write_tally(ctx: context.Context, tally: Tally, message_id: str) -> None:
 
 def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder, tally: Tally | None = None) -> datetime | None:
     message_id = snap.id
-    unsettled: list[Attempt] = []
+    unsettled = [bounces.held(t) for t in snap.targets if t.suspended]  # nothing is sent to those
+    for attempt in unsettled:
+        _log_attempt(snap, attempt)
     recorded: set[int] = set()  # targets committed delivered before the settle
-    groups = list(_by_domain(snap.targets).items())
+    groups = list(_by_domain(tuple(t for t in snap.targets if not t.suspended)).items())
     for i, (domain, targets) in enumerate(groups):
         if not held.keep():
             log(logger, logging.WARNING, "lease lost, leaving the message to its new owner", message_id=message_id)
@@ -179,6 +181,9 @@ def _settle(ctx: context.Context, snap: Snapshot, attempts: list[Attempt], recor
     if settled.dsn_id is not None:
         log(logger, logging.INFO, "bounce queued", message_id=snap.id, dsn_id=settled.dsn_id, failed=settled.failed)
         _enqueue(ctx, settled.dsn_id)
+    for notice_id in settled.notices:
+        log(logger, logging.INFO, "notice queued", message_id=snap.id, notice_id=notice_id)
+        _enqueue(ctx, notice_id)
     log(logger, logging.INFO, "delivery pass done", message_id=snap.id, next_attempt_at=settled.next_attempt_at)
     return settled.next_attempt_at
 

@@ -51,6 +51,10 @@ class Target:
     domain_id: int | None
     alias_id: int | None
     attempts: int = 0  # the delivery's attempt count when the pass loaded it
+    # Its destination's Mailbox as the pass loaded it (forwarded mail only; smtp/delivery/bounces.py).
+    mailbox_id: int | None = None
+    suspended: bool = False  # not tried: held until the owner re-enables the destination
+    unknown_streak: int = 0  # consecutive 5.1.1 replies so far: a delivery resets it
 
 
 @dataclass(frozen=True)

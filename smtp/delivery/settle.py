@@ -29,6 +29,7 @@ from mailferry.models import Delivery, Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, DONE, FINAL_DELIVERY_STATES
 from mailferry.settings import Settings
 
+from .bounces import record_bounces, reset_streaks
 from .dsn import DSN_KIND, dsn_rows
 from .outcome import classify
 from .record import Attempt, Outcome, outcome, write_outcomes
@@ -59,6 +60,7 @@ class Settled:
     next_attempt_at: datetime | None  # None: every delivery is final, the message is done
     dsn_id: str | None = None
     failed: int = 0
+    notices: tuple[str, ...] = ()  # notices to owners (a destination suspended): enqueue them once committed
 
 
 class _Moved(Exception):
@@ -89,7 +91,7 @@ def record_delivered(conn: Connection, attempts: list[Attempt], *, now: datetime
     delivered = [Outcome(a, DELIVERED, a.reply, None, a.target.attempts) for a in attempts
                  if classify(a.reply) == DELIVERED]
     if delivered:
-        write_outcomes(conn, delivered, now=now, counts=counts, check_attempts=False)
+        reset_streaks(conn, write_outcomes(conn, delivered, now=now, counts=counts, check_attempts=False))
 
 
 @contextmanager
@@ -160,17 +162,19 @@ def _over_cap(conn: Connection, mail_from: str, now: datetime, settings: Setting
 
 def _settled(conn: Connection, snap: Snapshot, attempts: list[Attempt], applied: list[Outcome],
              when: datetime | None, now: datetime, settings: Settings) -> Settled:
+    reset_streaks(conn, applied)
+    notices = tuple(record_bounces(conn, applied, message_id=snap.id, now=now, settings=settings))
     failures = [f for o in applied if (f := o.failure)]
     if not failures or not snap.mail_from:  # never bounce a bounce: those have a null sender
-        return Settled(when, None, len(failures))
+        return Settled(when, None, len(failures), notices)
     withheld = snap.dsn_block or _over_cap(conn, snap.mail_from, now, settings)
     if withheld:  # backscatter: the failure stays recorded on its deliveries, nobody is mailed
         log(logger, logging.INFO, "DSN not sent", message_id=snap.id, reason=withheld, failed=len(failures),
             mail_from=snap.mail_from)
-        return Settled(when, None, len(failures))
+        return Settled(when, None, len(failures), notices)
     domain_id = next((a.target.domain_id for a in attempts if a.target.domain_id), None)
     message, deliveries = dsn_rows(snap.original, failures, hostname=settings.SMTP_HOSTNAME, now=now,
                                    domain_id=domain_id)
     conn.execute(insert(_messages), message)
     conn.execute(insert(_deliveries), deliveries)
-    return Settled(when, message["id"], len(failures))
+    return Settled(when, message["id"], len(failures), notices)

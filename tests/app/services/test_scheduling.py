@@ -16,6 +16,7 @@ from app.services.scheduling import (
     RETENTION_LOCK,
     REVERIFY_JOB_ID,
     enqueue_daily_notices_if_due,
+    enqueue_delay_warnings_if_due,
     enqueue_quarantine_purge_if_due,
     enqueue_retention_if_due,
     enqueue_reverify_if_due,
@@ -72,7 +73,8 @@ def test_the_worker_runs_every_periodic_job():
     import worker
 
     assert set(worker.PERIODIC) == {enqueue_reverify_if_due, enqueue_quarantine_purge_if_due,
-                                    enqueue_daily_notices_if_due, enqueue_retention_if_due}
+                                    enqueue_daily_notices_if_due, enqueue_retention_if_due,
+                                    enqueue_delay_warnings_if_due}
 
 
 def test_daily_notices_run_once_per_day_through_a_real_rq_worker(db, redis_conn, redis_url, app_settings, owner,
