@@ -1,4 +1,4 @@
-"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, queue, quarantine, server, stats."""
+"""flask --app wsgi <command>: create-admin, domains, dkim, aliases, destinations, queue, quarantine, server, stats."""
 
 from flask import Flask
 
@@ -6,6 +6,7 @@ from flask import Flask
 def register_commands(app: Flask) -> None:
     from .admin import create_admin
     from .aliases import aliases
+    from .destinations import destinations
     from .dkim_keys import dkim
     from .domains import domains
     from .quarantine import quarantine
@@ -13,5 +14,5 @@ def register_commands(app: Flask) -> None:
     from .server import server
     from .stats import stats
 
-    for command in (create_admin, domains, dkim, aliases, queue, quarantine, server, stats):
+    for command in (create_admin, domains, dkim, aliases, destinations, queue, quarantine, server, stats):
         app.cli.add_command(command)
