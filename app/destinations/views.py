@@ -27,6 +27,7 @@ def index():
     with get_db().session() as s:
         rows = mailboxes.list_mailboxes(s, actor())
         return render_template("destinations/index.html", mailboxes=rows, status=mailboxes.status,
+                               kept=mailboxes.kept(s, [m.owner_id for m in rows]),
                                required=settings.REQUIRE_VERIFIED_DESTINATIONS)
 
 

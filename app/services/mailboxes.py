@@ -186,15 +186,20 @@ def mark_verified(session: Session, mailbox: Mailbox, actor: Actor) -> Mailbox:
 def remove(session: Session, mailbox: Mailbox, actor: Actor) -> None:
     """Delete a destination no alias of its owner names any more (its verification goes with it)."""
     get_mailbox(session, mailbox.id, actor)
-    named = session.scalars(select(Alias.destinations).join(Domain).where(Domain.owner_id == mailbox.owner_id))
-    if any(mailbox.address == d.lower() for destinations in named for d in destinations or ()):
-        raise ServiceError(INVALID, f"{mailbox.address} is still a destination of an alias; change the alias first",
-                           "destination")
-    owner_email = session.scalar(select(User.email).where(User.id == mailbox.owner_id))
-    if mailbox.address == owner_email:
-        raise ServiceError(INVALID, "this is the account's own address", "destination")
+    if (mailbox.owner_id, mailbox.address) in kept(session, [mailbox.owner_id]):
+        raise ServiceError(INVALID, f"{mailbox.address} is an alias destination or the account's own address; "
+                           "change the alias first", "destination")
     session.delete(mailbox)
     session.flush()
+
+
+def kept(session: Session, owner_ids) -> set[tuple[int, str]]:
+    """(owner id, address) pairs that cannot be removed: named by an alias of the owner, or the account's own."""
+    owner_ids = list(set(owner_ids))
+    named = session.execute(select(Domain.owner_id, Alias.destinations).join(Alias.domain)
+                            .where(Domain.owner_id.in_(owner_ids)))
+    result = {(owner_id, d.lower()) for owner_id, destinations in named for d in destinations or ()}
+    return result | set(session.execute(select(User.id, User.email).where(User.id.in_(owner_ids))).tuples())
 
 
 # ---- links (no account needed: whoever holds the link) ----

@@ -73,7 +73,7 @@ def test_cli_list_resend_verify_remove(cli_app, db, owner, other_owner):
     assert "less than 10 minutes" in _cli(cli_app, "destinations", "resend", "bob@dest.test", code=1).output
     assert "is verified" in _cli(cli_app, "destinations", "verify", "bob@dest.test").output
     assert mailbox(db, "bob@dest.test").verified_by == "admin"
-    assert "still a destination" in _cli(cli_app, "destinations", "remove", str(row["id"]), code=1).output
+    assert "is an alias destination" in _cli(cli_app, "destinations", "remove", str(row["id"]), code=1).output
     _cli(cli_app, "aliases", "remove", "hi@owned.test")
     assert "Removed bob@dest.test" in _cli(cli_app, "destinations", "remove", "bob@dest.test").output
     assert json.loads(_cli(cli_app, "destinations", "list", "--json", "--owner", "other@people.test").stdout) == []

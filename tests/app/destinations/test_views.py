@@ -141,10 +141,12 @@ def test_removing_a_destination_once_no_alias_names_it(owner_browser, alias_to_b
     spare = mailbox(db, "spare@dest.test")
     response = owner_browser.post(f"/destinations/{spare.id}/remove", csrf_page="/destinations",
                                   follow_redirects=True)
-    assert "still a destination of an alias" in response.get_data(as_text=True)
+    assert "is an alias destination" in response.get_data(as_text=True)
     with db.session() as s:
         update_alias(s, s.get(Alias, alias_id), destinations=["bob@dest.test"])
+    assert f"/destinations/{spare.id}/remove" in owner_browser.get("/destinations").get_data(as_text=True)
     response = owner_browser.post(f"/destinations/{spare.id}/remove", csrf_page="/destinations",
                                   follow_redirects=True)
     assert "spare@dest.test removed." in response.get_data(as_text=True)
     assert mailbox(db, "spare@dest.test") is None
+    assert f"/destinations/{mailbox(db, 'bob@dest.test').id}/remove" not in response.get_data(as_text=True)

@@ -214,7 +214,7 @@ def test_owners_see_and_touch_only_their_own_destinations(db, vsettings, domain_
 def test_remove_is_refused_while_an_alias_names_the_destination(db, vsettings, domain_id, owner):
     alias_id = _alias(db, vsettings, "a", "Bob@dest.test")
     box_id = mailbox(db, "bob@dest.test").id
-    with db.session() as s, pytest.raises(ServiceError, match="still a destination"):
+    with db.session() as s, pytest.raises(ServiceError, match="is an alias destination"):
         mailboxes.remove(s, s.get(Mailbox, box_id), owner)
     with db.session() as s:
         update_alias(s, s.get(Alias, alias_id), destinations=["carol@dest.test"], settings=vsettings)
