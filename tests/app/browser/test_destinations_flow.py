@@ -10,49 +10,35 @@ from __future__ import annotations
 
 import os
 import smtplib
-import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from app.services.verification import expected_records
 from mailferry.models import Domain
-from smtp.server import ServerThread
 from tests.app.browser.conftest import ARTIFACTS
 from tests.app.browser.test_end_to_end import env as base_env  # noqa: F401  (fixture)
-from tests.app.browser.test_end_to_end import internet  # noqa: F401  (fixture)
+from tests.app.browser.test_end_to_end import (
+    internet,  # noqa: F401  (fixture)
+    running_stack,
+)
 from tests.app.conftest import publish
 from tests.app.destinations.helpers import LINK
-from tests.app.web_fixtures import make_web_app
 from tests.conftest import make_settings
-from tests.smtp.delivery.conftest import ORIGINAL, WorkerProcess
+from tests.smtp.delivery.conftest import ORIGINAL
 from tests.support.net import free_port, wait_for
 
 
 @pytest.fixture
 def verified_stack(base_env, tmp_path):  # noqa: F811
-    """Dashboard on a known port (the links in our mail point at it), inbound SMTP and a worker, verification on."""
+    """The end-to-end stack with verification on, the dashboard on a known port: our mail links point at it."""
     port = free_port()
     env = {**base_env, "REQUIRE_VERIFIED_DESTINATIONS": "true", "PUBLIC_URL": f"http://127.0.0.1:{port}",
            "SMTP_RECIPIENT_CACHE_TTL": "0"}
-    settings = make_settings(**env)
-    app = make_web_app(settings)
-    http = make_server("127.0.0.1", port, app, threaded=True)
-    http_thread = threading.Thread(target=http.serve_forever, daemon=True)
-    http_thread.start()
-    inbound = ServerThread(settings.replace(SMTP_LISTEN=("127.0.0.1", 0)))
-    worker = WorkerProcess(env, str(tmp_path / "worker.log")).start()
-    try:
-        yield settings, inbound.start(), worker
-    finally:
-        worker.stop()
-        inbound.stop()
-        http.shutdown()
-        http_thread.join(5)
-        app.extensions["mailferry.db"].dispose()
+    with running_stack(env, str(tmp_path / "worker.log"), port) as (base, smtp_address, worker):
+        yield base, smtp_address, worker
 
 
 def link_in(received) -> str:
@@ -84,8 +70,7 @@ def confirm_in(page, link: str) -> None:
 
 def test_sign_up_confirm_forward_and_a_stranger_receives_nothing_until_they_click(
         verified_stack, page, chromium, shot, db, internet, base_env):  # noqa: F811
-    settings, smtp_address, worker = verified_stack
-    base = settings.public_url
+    base, smtp_address, worker = verified_stack
     internet.mx("people.test", (10, "mx.people.test", "127.0.0.2"))
     internet.mx("stranger.test", (10, "mx.stranger.test", "127.0.0.3"))
     mine, strangers = internet.sink("127.0.0.2"), internet.sink("127.0.0.3")
@@ -111,7 +96,8 @@ def test_sign_up_confirm_forward_and_a_stranger_receives_nothing_until_they_clic
     page.click("text=Create DKIM key")
     page.wait_for_selector("tr.dkim-key .badge")
     with db.session() as s:
-        publish(internet.dns, expected_records(s.query(Domain).filter_by(name="ferry.test").one(), settings))
+        publish(internet.dns, expected_records(s.query(Domain).filter_by(name="ferry.test").one(),
+                                               make_settings(**base_env)))
     page.click("text=Verify now")
     expect(page.locator("h1 >> text=accepting mail")).to_be_visible()
     page.click("text=Aliases")

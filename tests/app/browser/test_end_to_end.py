@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import threading
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect
@@ -43,16 +44,17 @@ def env(db_url, redis_url, internet) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def stack(env, tmp_path):
-    """Dashboard (HTTP thread), inbound SMTP server (thread) and a worker process; yields (base_url, smtp address)."""
+@contextmanager
+def running_stack(env: dict[str, str], log_path: str, port: int = 0):
+    """Dashboard (HTTP thread on `port`), inbound SMTP server (thread) and a worker process, all from `env`;
+    yields (base_url, smtp address, worker)."""
     settings = make_settings(**env)
     app = make_web_app(settings)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
+    http = make_server("127.0.0.1", port, app, threaded=True)
     http_thread = threading.Thread(target=http.serve_forever, daemon=True)
     http_thread.start()
     inbound = ServerThread(settings.replace(SMTP_LISTEN=("127.0.0.1", 0)))
-    worker = WorkerProcess(env, str(tmp_path / "worker.log")).start()
+    worker = WorkerProcess(env, log_path).start()
     try:
         yield f"http://127.0.0.1:{http.server_port}", inbound.start(), worker
     finally:
@@ -61,6 +63,12 @@ def stack(env, tmp_path):
         http.shutdown()
         http_thread.join(5)
         app.extensions["mailferry.db"].dispose()
+
+
+@pytest.fixture
+def stack(env, tmp_path):
+    with running_stack(env, str(tmp_path / "worker.log")) as running:
+        yield running
 
 
 def test_sign_up_to_delivered_in_the_log(stack, page, shot, db, internet, env):
