@@ -8,8 +8,8 @@ from flask_wtf import FlaskForm
 
 from app.extensions import actor, get_db, get_settings
 from app.services import mailboxes
-from app.services.errors import ServiceError
-from mailferry.links import EXPIRED, LinkError
+from app.services.errors import NOT_FOUND, ServiceError
+from mailferry.links import EXPIRED, INVALID, LinkError
 
 from . import bp
 
@@ -39,7 +39,7 @@ def _act(mailbox_id: int, action: Callable, done: str):
             action(s, mailbox)
         flash(done.format(address=address))
     except ServiceError as exc:
-        if exc.code == "not_found":
+        if exc.code == NOT_FOUND:
             raise
         flash(exc.message)
     return redirect(url_for("destinations.index"))
@@ -92,7 +92,7 @@ def _link_page(token: str, kind: str, read: Callable, act: Callable):
             target = read(s, settings, token)
             return render_template("destinations/link.html", kind=kind, done=False, form=form,
                                    address=target.mailbox.address, owner=target.owner_email)
-    except LinkError as exc:
-        message = LINK_ERRORS.get(exc.reason, INVALID_LINK)
-        return render_template("destinations/link.html", kind=kind, error=message), 410 if exc.reason != "invalid" \
-            else 400
+    except LinkError as exc:  # 410: a genuine link that is spent; 400: not one of ours
+        status = 400 if exc.reason == INVALID else 410
+        return render_template("destinations/link.html", kind=kind,
+                               error=LINK_ERRORS.get(exc.reason, INVALID_LINK)), status
