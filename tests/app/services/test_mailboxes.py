@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from rq.job import Job
 
 from app.services import mailboxes
 from app.services.aliases import add_alias, update_alias
@@ -26,6 +27,7 @@ from mailferry.links import (
 from mailferry.links import INVALID as LINK_INVALID
 from mailferry.models import Alias, BounceEvent, Mailbox, User, utcnow
 from mailferry.models.mailbox import BY_ADMIN, BY_LINK
+from mailferry.queue import job_id_for
 from tests.app.destinations.helpers import kind_of, mailbox, system_mail_to, token_in, verified_settings
 from tests.conftest import make_settings
 
@@ -267,3 +269,16 @@ def test_the_owner_reenables_from_the_dashboard(db, vsettings, domain_id, owner)
     with db.session() as s, pytest.raises(ServiceError) as err:
         mailboxes.reenable(s, s.get(Mailbox, box.id), owner)
     assert err.value.code == INVALID
+
+
+def test_the_confirmation_is_enqueued_after_the_commit_and_not_at_all_after_a_rollback(db, vsettings, domain_id,
+                                                                                      redis_conn):
+    with db.session() as s:
+        add_alias(s, "a@owned.test", ["gone@dest.test"], settings=vsettings)
+        s.rollback()  # the request failed after the alias was added: its confirmation must not be dispatched
+        add_alias(s, "b@owned.test", ["bob@dest.test"], settings=vsettings)
+        assert system_mail_to(db, "bob@dest.test") == [] and redis_conn.keys("rq:job:*") == []  # not committed yet
+    assert system_mail_to(db, "gone@dest.test") == []
+    [sent] = system_mail_to(db, "bob@dest.test")
+    assert Job.fetch(job_id_for(sent.id), connection=redis_conn).args == (sent.id,)
+    assert len(redis_conn.keys("rq:job:*")) == 1
