@@ -10,43 +10,18 @@ from __future__ import annotations
 
 import os
 import smtplib
-from email import message_from_bytes
-from email.policy import default as default_policy
 
-import pytest
 from playwright.sync_api import expect
 
 from app.services.verification import expected_records
 from mailferry.models import Domain
 from tests.app.browser.conftest import ARTIFACTS
-from tests.app.browser.test_end_to_end import env as base_env  # noqa: F401  (fixture)
-from tests.app.browser.test_end_to_end import (
-    internet,  # noqa: F401  (fixture)
-    running_stack,
-)
+from tests.app.browser.test_end_to_end import confirm_in, env, internet, stack, web_port  # noqa: F401  (fixtures)
 from tests.app.conftest import publish
-from tests.app.destinations.helpers import LINK
+from tests.app.destinations.helpers import link_in
 from tests.conftest import make_settings
 from tests.smtp.delivery.conftest import ORIGINAL
-from tests.support.net import free_port, wait_for
-
-
-@pytest.fixture
-def verified_stack(base_env, tmp_path):  # noqa: F811
-    """The end-to-end stack with verification on, the dashboard on a known port: our mail links point at it."""
-    port = free_port()
-    env = {**base_env, "REQUIRE_VERIFIED_DESTINATIONS": "true", "PUBLIC_URL": f"http://127.0.0.1:{port}",
-           "SMTP_RECIPIENT_CACHE_TTL": "0"}
-    with running_stack(env, str(tmp_path / "worker.log"), port) as (base, smtp_address, worker):
-        yield base, smtp_address, worker
-
-
-def link_in(received) -> str:
-    """The confirmation link of a message a sink received, from its plain-text part."""
-    text = message_from_bytes(received.data, policy=default_policy).get_body(("plain",)).get_content()
-    match = LINK.search(text)
-    assert match, text
-    return match.group(0)
+from tests.support.net import wait_for
 
 
 def rcpt(address: tuple[str, int], recipient: str) -> tuple[int, bytes]:
@@ -61,16 +36,9 @@ def send(address: tuple[str, int], recipient: str) -> None:
         assert client.sendmail("alice@sender.test", [recipient], ORIGINAL) == {}
 
 
-def confirm_in(page, link: str) -> None:
-    page.goto(link)
-    expect(page.locator("#link-page")).to_contain_text("wants to forward mail to")
-    page.click("#confirm")
-    expect(page.locator("#link-done")).to_be_visible()
-
-
 def test_sign_up_confirm_forward_and_a_stranger_receives_nothing_until_they_click(
-        verified_stack, page, chromium, shot, db, internet, base_env):  # noqa: F811
-    base, smtp_address, worker = verified_stack
+        stack, page, chromium, shot, db, internet, env):  # noqa: F811
+    base, smtp_address, worker = stack
     internet.mx("people.test", (10, "mx.people.test", "127.0.0.2"))
     internet.mx("stranger.test", (10, "mx.stranger.test", "127.0.0.3"))
     mine, strangers = internet.sink("127.0.0.2"), internet.sink("127.0.0.3")
@@ -87,7 +55,7 @@ def test_sign_up_confirm_forward_and_a_stranger_receives_nothing_until_they_clic
     page.click("nav >> text=Destinations")
     expect(page.locator('tr.destination[data-address="newowner@people.test"]')).to_have_attribute(
         "data-status", "pending")
-    confirm_in(page, link_in(signup))
+    confirm_in(page, link_in(signup.data))
     shot("account-address-confirmed")
 
     page.goto(base)
@@ -97,7 +65,7 @@ def test_sign_up_confirm_forward_and_a_stranger_receives_nothing_until_they_clic
     page.wait_for_selector("tr.dkim-key .badge")
     with db.session() as s:
         publish(internet.dns, expected_records(s.query(Domain).filter_by(name="ferry.test").one(),
-                                               make_settings(**base_env)))
+                                               make_settings(**env)))
     page.click("text=Verify now")
     expect(page.locator("h1 >> text=accepting mail")).to_be_visible()
     page.click("text=Aliases")
@@ -122,7 +90,7 @@ def test_sign_up_confirm_forward_and_a_stranger_receives_nothing_until_they_clic
     stranger = chromium.new_context()  # the stranger has no account and no session
     try:
         stranger_page = stranger.new_page()
-        confirm_in(stranger_page, link_in(asked))
+        confirm_in(stranger_page, link_in(asked.data))
         stranger_page.screenshot(path=os.path.join(ARTIFACTS, "destinations-flow-stranger-confirmed.png"), full_page=True)
     finally:
         stranger.close()

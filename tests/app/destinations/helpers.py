@@ -26,12 +26,21 @@ def system_mail_to(db, address: str) -> list[Message]:
         return [m for m in rows if m.rcpt_tos == [address]]
 
 
-def token_in(raw: bytes) -> str:
-    """The token of the link in a message's plain-text part."""
+def _link(raw: bytes):
     text = message_from_bytes(raw, policy=default_policy).get_body(("plain",)).get_content()
     match = LINK.search(text)
     assert match, text
-    return match.group(1)
+    return match
+
+
+def token_in(raw: bytes) -> str:
+    """The token of the link in a message's plain-text part."""
+    return _link(raw).group(1)
+
+
+def link_in(raw: bytes) -> str:
+    """The whole link in a message's plain-text part."""
+    return _link(raw).group(0)
 
 
 def kind_of(raw: bytes) -> str:
