@@ -54,6 +54,7 @@ def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
+    from .destinations import bp as destinations_bp
     from .domains import bp as domains_bp
     from .extensions import csrf
     from .health import bp as health_bp
@@ -62,8 +63,8 @@ def register_blueprints(app: Flask) -> None:
     from .stats import bp as stats_bp
     from .web import register_error_pages, route_label, security_headers
 
-    for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, messages_bp, quarantine_bp, stats_bp, admin_bp,
-                      audit_bp):
+    for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, destinations_bp, messages_bp, quarantine_bp, stats_bp,
+                      admin_bp, audit_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)  # token-authenticated, no cookies: CSRF does not apply
     app.register_blueprint(api_bp, url_prefix="/api/v1")

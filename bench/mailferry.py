@@ -27,7 +27,8 @@ from sqlalchemy import create_engine, select, text
 from app.services.dkim_keys import generate_key
 from mailferry.db import Database
 from mailferry.dkim_keys import SigningKey
-from mailferry.models import ROLE_ADMIN, Alias, Delivery, Domain, Message, User, utcnow
+from mailferry.models import ROLE_ADMIN, Alias, Delivery, Domain, Mailbox, Message, User, utcnow
+from mailferry.models.mailbox import BY_ADMIN
 from smtp.delivery.signing import dkim_signature
 from tests.support.databases import migrate
 from tests.support.dns_server import DnsServer
@@ -92,6 +93,9 @@ def seed(url: str, local_parts: list[str], algorithm: str) -> None:
             generate_key(s, domain, SECRET_KEY, algorithm=algorithm)
             for lp in local_parts:
                 s.add(Alias(domain_id=domain.id, local_part=lp, destinations=[f"{lp}@{DEST_DOMAIN}"]))
+                # confirmed destinations: the RCPT lookup measured is the production one (REQUIRE_VERIFIED_DESTINATIONS)
+                s.add(Mailbox(owner_id=owner.id, address=f"{lp}@{DEST_DOMAIN}", verified_at=utcnow(),
+                              verified_by=BY_ADMIN))
     finally:
         db.dispose()
 

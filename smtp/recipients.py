@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 
 from mailferry.db import Database
-from mailferry.models import CATCH_ALL, ROLE_ADMIN, Alias, Domain, User
+from mailferry.models import CATCH_ALL, ROLE_ADMIN, Alias, Domain, Mailbox, User
 
 from . import replies
 from .inbound.policy import DomainPolicy
@@ -80,12 +80,24 @@ def lookup_candidates(local: str) -> list[str]:
     return candidates
 
 
-class RecipientResolver:
-    """Blocking lookups (run them in a thread pool); `cached`/`remember` are for the event loop thread only."""
+def usable(query, owner_id, address_column):
+    """`query` narrowed to rows whose `address_column` is a verified, unsuspended mailbox of `owner_id`."""
+    return query.join(Mailbox, (Mailbox.owner_id == owner_id) & (Mailbox.address == address_column)).where(
+        Mailbox.verified_at.is_not(None), Mailbox.suspended_at.is_(None))
 
-    def __init__(self, db: Database, srs: Srs, cache_ttl: float = 10.0, hostname: str = ""):
+
+class RecipientResolver:
+    """Blocking lookups (run them in a thread pool); `cached`/`remember` are for the event loop thread only.
+
+    `require_verified` (REQUIRE_VERIFIED_DESTINATIONS): a route keeps only destinations that are verified,
+    unsuspended mailboxes of the domain's owner; the role routes (postmaster@, abuse@ of a domain, and this
+    server's postmaster) go to an account address only when that address is such a mailbox too."""
+
+    def __init__(self, db: Database, srs: Srs, cache_ttl: float = 10.0, hostname: str = "",
+                 require_verified: bool = True):
         self.db = db
         self.hostname = hostname  # SMTP_HOSTNAME: the domain of a bare <postmaster>
+        self.require_verified = require_verified
         self.srs = srs
         self.cache_ttl = cache_ttl
         self._cache: dict[str, tuple[float, Resolution]] = {}
@@ -128,7 +140,7 @@ class RecipientResolver:
             return Resolution(replies.LOCAL_PART_TOO_LONG)
         with self.db.sessionmaker() as session:
             found = session.execute(
-                select(Domain.id, Domain.verified, *_POLICY_COLUMNS).where(Domain.name == domain)
+                select(Domain.id, Domain.owner_id, Domain.verified, *_POLICY_COLUMNS).where(Domain.name == domain)
             ).first()
             if found is None or not found.verified:
                 return Resolution(replies.RELAY_DENIED)
@@ -137,7 +149,7 @@ class RecipientResolver:
             if is_srs:
                 resolution = self._srs_return(address, found.id)
             else:
-                resolution = self._alias(session, address, local, found.id)
+                resolution = self._alias(session, address, local, found.id, found.owner_id)
             if resolution.route is not None:
                 resolution = replace(resolution, route=replace(resolution.route, policy=policy))
             return resolution
@@ -150,7 +162,7 @@ class RecipientResolver:
         route = Route(recipient=address, destinations=(original,), kind=SRS_RETURN, domain_id=domain_id)
         return Resolution(replies.OK_RECIPIENT, route)
 
-    def _alias(self, session, address: str, local: str, domain_id: int) -> Resolution:
+    def _alias(self, session, address: str, local: str, domain_id: int, owner_id: int) -> Resolution:
         candidates = lookup_candidates(local)
         rows = {
             alias.local_part: alias
@@ -165,26 +177,40 @@ class RecipientResolver:
             # A disabled alias refuses its address even when a catch-all exists: disabling is how owners stop spam.
             if not alias.enabled or not alias.destinations:
                 return Resolution(replies.UNKNOWN_RECIPIENT)
-            route = Route(recipient=address, destinations=tuple(alias.destinations),
-                          domain_id=domain_id, alias_id=alias.id)
+            destinations = self._confirmed(session, owner_id, alias.destinations)
+            if not destinations:
+                return Resolution(replies.UNCONFIRMED_DESTINATION)
+            route = Route(recipient=address, destinations=destinations, domain_id=domain_id, alias_id=alias.id)
             return Resolution(replies.OK_RECIPIENT, route)
         if candidates[-2] in ROLE_ADDRESSES:  # the base local part, +tag removed
             return self._role_address(session, address, domain_id)
         return Resolution(replies.UNKNOWN_RECIPIENT)
 
+    def _confirmed(self, session, owner_id: int, destinations: list[str]) -> tuple[str, ...]:
+        """The destinations mail may go to, in the alias's order (one indexed query when verification is on)."""
+        if not self.require_verified:
+            return tuple(destinations)
+        ok = set(session.scalars(select(Mailbox.address).where(
+            Mailbox.owner_id == owner_id, Mailbox.address.in_({d.lower() for d in destinations}),
+            Mailbox.verified_at.is_not(None), Mailbox.suspended_at.is_(None))))
+        return tuple(d for d in destinations if d.lower() in ok)
+
     def _server_postmaster(self) -> Resolution:
         """This server's postmaster: the first admin account's address."""
+        query = select(User.email).where(User.role == ROLE_ADMIN, User.active).order_by(User.id)
+        if self.require_verified:
+            query = usable(query, User.id, User.email)
         with self.db.sessionmaker() as session:
-            admin = session.scalar(select(User.email).where(User.role == ROLE_ADMIN, User.active).order_by(User.id))
+            admin = session.scalar(query)
         if not admin or not self.hostname:
             return Resolution(replies.UNKNOWN_RECIPIENT)
         return Resolution(replies.OK_RECIPIENT, Route(recipient=f"postmaster@{self.hostname}", destinations=(admin,)))
 
-    @staticmethod
-    def _role_address(session, address: str, domain_id: int) -> Resolution:
-        owner_email = session.scalar(
-            select(User.email).join(Domain, Domain.owner_id == User.id).where(Domain.id == domain_id, User.active)
-        )
+    def _role_address(self, session, address: str, domain_id: int) -> Resolution:
+        query = select(User.email).join(Domain, Domain.owner_id == User.id).where(Domain.id == domain_id, User.active)
+        if self.require_verified:
+            query = usable(query, User.id, User.email)
+        owner_email = session.scalar(query)
         if not owner_email:
             return Resolution(replies.UNKNOWN_RECIPIENT)
         return Resolution(replies.OK_RECIPIENT, Route(recipient=address, destinations=(owner_email,), domain_id=domain_id))

@@ -17,6 +17,8 @@ SOURCE_ROUTE = "550 5.7.1 Source routes are not accepted: relay access denied"
 MALFORMED_ADDRESS = "553 5.1.3 Malformed address"
 LOCAL_PART_TOO_LONG = "553 5.1.3 Local part longer than 64 octets"
 UNKNOWN_RECIPIENT = "550 5.1.1 No such recipient here"
+# The alias exists but none of its destinations confirmed (or all are suspended); which ones is not said.
+UNCONFIRMED_DESTINATION = "550 5.1.1 Recipient address is not active: its destination is not confirmed"
 BAD_SRS_ADDRESS = "550 5.1.1 Invalid or expired SRS address"
 RELAY_DENIED = "550 5.7.1 Relay access denied"
 BARE_LINE_ENDING = "550 5.6.11 Message contains bare CR or bare LF, use CRLF line endings"

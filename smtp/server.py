@@ -63,7 +63,8 @@ class InboundServer:
         self.db = Database(settings.DATABASE_URL, durable_commits=True)  # the spool's commit is what a 250 promises
         self.lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="rcpt-lookup")
         srs = Srs(settings.srs_secret, settings.SRS_MAX_AGE_DAYS)
-        self.resolver = RecipientResolver(self.db, srs, settings.SMTP_RECIPIENT_CACHE_TTL, settings.SMTP_HOSTNAME)
+        self.resolver = RecipientResolver(self.db, srs, settings.SMTP_RECIPIENT_CACHE_TTL, settings.SMTP_HOSTNAME,
+                                          require_verified=settings.REQUIRE_VERIFIED_DESTINATIONS)
         self.spooler = Spooler(self.db, settings.REDIS_URL, settings.RQ_QUEUE)
         self.checks_pool = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="inbound-checks")
         spam = RspamdClient(settings.RSPAMD_URL, settings.RSPAMD_TIMEOUT) if settings.RSPAMD_URL else None

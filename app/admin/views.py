@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 
 from app.extensions import actor, get_db, get_redis, get_settings
-from app.services import queue_status, server_records, users
+from app.services import mailboxes, queue_status, server_records, users
 from app.services.errors import NOT_FOUND, ServiceError
 from app.web import apply_error
 from mailferry.models import User
@@ -31,6 +31,7 @@ def create_user():
         try:
             with get_db().session() as s:
                 user = users.create_user(s, form.email.data, form.password.data, form.role.data, actor())
+                mailboxes.verify_own_address(s, user)  # an admin vouches for the address they typed
                 flash(f"{user.email} created as {user.role}.")
             return redirect(url_for("admin.list_users"))
         except ServiceError as exc:

@@ -30,7 +30,7 @@ def _obj(required: tuple = (), **props: dict) -> dict:
 
 STR, BOOL = {"type": "string"}, {"type": "boolean"}
 LIST = {"type": "array", "items": {"type": "string", "format": "email"}}
-DOMAIN, ALIAS, KEY = _param("domain_id"), _param("alias_id"), _param("key_id")
+DOMAIN, ALIAS, KEY, MAILBOX = _param("domain_id"), _param("alias_id"), _param("key_id"), _param("mailbox_id")
 MESSAGE = _param("message_id", "string")
 
 
@@ -85,6 +85,17 @@ def paths() -> dict:
                          _obj(destinations=LIST, note=STR, enabled=BOOL), tag="aliases"),
             "delete": _op("Delete an alias", (ALIAS,), ok="204", tag="aliases"),
         },
+        "/destinations": {"get": _op("Your destinations and whether they are verified (admins: all)",
+                                     tag="destinations")},
+        "/destinations/{mailbox_id}": {"delete": _op("Remove a destination no alias names", (MAILBOX,), ok="204",
+                                                     tag="destinations")},
+        "/destinations/{mailbox_id}/resend": {"post": _op(
+            "Send a new confirmation link (at most every 10 minutes, 3 a day per address, 20 a day per account)",
+            (MAILBOX,), tag="destinations")},
+        "/destinations/{mailbox_id}/verify": {"post": _op("Mark verified without a link (admins)", (MAILBOX,),
+                                                          tag="destinations")},
+        "/destinations/{mailbox_id}/reenable": {"post": _op("Lift a suspension (bounces)", (MAILBOX,),
+                                                            tag="destinations")},
         "/domains/{domain_id}/messages": {"get": _op(
             "Message log of a domain, newest first",
             (DOMAIN, _param("q", "string", "query"), _param("limit", "integer", "query")), tag="messages")},

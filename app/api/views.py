@@ -10,6 +10,7 @@ from app.services import (
     dkim_keys,
     domain_policy,
     domains,
+    mailboxes,
     message_log,
     notification_prefs,
     quarantine,
@@ -188,7 +189,8 @@ def add_alias(domain_id: int):
         domain = domains.get_domain(s, domain_id, api_actor())
         alias = aliases.add_alias(s, f"{local.strip()}@{domain.name}", [str(t) for t in targets], api_actor(),
                                   note=_field(data, "note", str, default=""),
-                                  enabled=_field(data, "enabled", bool, default=True), address_field="local_part")
+                                  enabled=_field(data, "enabled", bool, default=True), address_field="local_part",
+                                  settings=get_settings())
         return jsonify(alias=aliases.alias_dict(alias)), 201
 
 
@@ -205,7 +207,8 @@ def update_alias(alias_id: int):
     with get_db().session() as s:
         alias = aliases.update_alias(s, aliases.get_alias(s, alias_id, api_actor()), api_actor(),
                                      destinations=[str(t) for t in targets] if targets is not None else None,
-                                     enabled=_field(data, "enabled", bool), note=_field(data, "note", str))
+                                     enabled=_field(data, "enabled", bool), note=_field(data, "note", str),
+                                     settings=get_settings())
         return jsonify(alias=aliases.alias_dict(alias))
 
 
@@ -213,6 +216,43 @@ def update_alias(alias_id: int):
 def delete_alias(alias_id: int):
     with get_db().session() as s:
         aliases.delete_alias(s, aliases.get_alias(s, alias_id, api_actor()), api_actor())
+    return "", 204
+
+
+# ---- destinations ----
+
+@bp.get("/destinations")
+def list_destinations():
+    with get_db().session() as s:
+        return jsonify(destinations=[mailboxes.mailbox_dict(m) for m in mailboxes.list_mailboxes(s, api_actor())])
+
+
+def _destination(mailbox_id: int, action) -> dict:
+    with get_db().session() as s:
+        mailbox = action(s, mailboxes.get_mailbox(s, mailbox_id, api_actor()))
+        return mailboxes.mailbox_dict(mailbox)
+
+
+@bp.post("/destinations/<int:mailbox_id>/resend")
+def resend_destination(mailbox_id: int):
+    return jsonify(destination=_destination(
+        mailbox_id, lambda s, m: mailboxes.resend(s, m, api_actor(), get_settings())))
+
+
+@bp.post("/destinations/<int:mailbox_id>/verify")
+def verify_destination(mailbox_id: int):
+    return jsonify(destination=_destination(mailbox_id, lambda s, m: mailboxes.mark_verified(s, m, api_actor())))
+
+
+@bp.post("/destinations/<int:mailbox_id>/reenable")
+def reenable_destination(mailbox_id: int):
+    return jsonify(destination=_destination(mailbox_id, lambda s, m: mailboxes.reenable(s, m, api_actor(), get_settings())))
+
+
+@bp.delete("/destinations/<int:mailbox_id>")
+def delete_destination(mailbox_id: int):
+    with get_db().session() as s:
+        mailboxes.remove(s, mailboxes.get_mailbox(s, mailbox_id, api_actor()), api_actor())
     return "", 204
 
 
@@ -316,6 +356,7 @@ def create_user():
         users.list_users(s, api_actor())  # admins only
         user = users.create_user(s, _field(data, "email", str, required=True), _field(data, "password", str, required=True),
                                  _field(data, "role", str, default="owner"), api_actor())
+        mailboxes.verify_own_address(s, user)  # an admin made the account: its address is theirs to vouch for
         return jsonify(user=_user_dict(user)), 201
 
 

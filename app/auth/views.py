@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, render_template, request, session, url
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import actor, get_db, get_redis, get_settings
-from app.services import audit, notification_prefs, tokens, two_factor, users
+from app.services import audit, mailboxes, notification_prefs, tokens, two_factor, users
 from app.services.errors import ServiceError
 from app.services.login_limit import LoginLimiter
 from app.web import apply_error
@@ -71,8 +71,11 @@ def signup():
         try:
             with get_db().session() as s:
                 user = users.create_user(s, form.email.data, form.password.data, actor=audit.SIGNUP, ip=_ip())
+                mailboxes.start_signup(s, user, get_settings())
                 _start_session(user)
-            flash("Welcome! Add your first domain below.")
+            flash(f"Welcome! Add your first domain below. We sent a confirmation link to {user.email}: "
+                  "mail is forwarded there once you open it." if get_settings().REQUIRE_VERIFIED_DESTINATIONS
+                  else "Welcome! Add your first domain below.")
             return redirect(url_for("domains.index"))
         except ServiceError as exc:
             apply_error(form, exc)

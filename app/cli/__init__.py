@@ -1,5 +1,5 @@
-"""flask --app wsgi <command>: create-admin, reset-2fa, domains, dkim, aliases, queue, quarantine, server, stats,
-audit."""
+"""flask --app wsgi <command>: create-admin, reset-2fa, domains, dkim, aliases, destinations, queue, quarantine, server,
+stats, audit."""
 
 from flask import Flask
 
@@ -8,6 +8,7 @@ def register_commands(app: Flask) -> None:
     from .admin import create_admin, reset_two_factor
     from .aliases import aliases
     from .audit import audit
+    from .destinations import destinations
     from .dkim_keys import dkim
     from .domains import domains
     from .quarantine import quarantine
@@ -15,5 +16,6 @@ def register_commands(app: Flask) -> None:
     from .server import server
     from .stats import stats
 
-    for command in (create_admin, reset_two_factor, domains, dkim, aliases, queue, quarantine, server, stats, audit):
+    for command in (create_admin, reset_two_factor, domains, dkim, aliases, destinations, queue, quarantine, server,
+                    stats, audit):
         app.cli.add_command(command)

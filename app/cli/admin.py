@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 from app.extensions import get_db
 from app.services import two_factor
+from app.services.mailboxes import verify_own_address
 from app.services.users import ROLE_ADMIN, create_user, get_user_by_email
 
 from .output import cli_command, emit
@@ -22,6 +23,7 @@ def create_admin(email: str, password: str, as_json: bool) -> None:
     """Create an admin account (sees every domain, manages users and the queue)."""
     with get_db().session() as session:
         user = create_user(session, email, password, role=ROLE_ADMIN)
+        verify_own_address(session, user)  # the operator typed it: verified by an admin
         data = {"id": user.id, "email": user.email, "role": user.role}
     emit(as_json, data, f"Created admin {data['email']} (id {data['id']}).")
 

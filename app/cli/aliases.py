@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from app.extensions import get_db
+from app.extensions import get_db, get_settings
 from app.services.aliases import add_alias, alias_dict, delete_alias, find_alias, list_aliases
 from app.services.domains import get_domain
 
@@ -23,7 +23,7 @@ aliases = AppGroup("aliases", help="Forwarding addresses: name@domain or *@domai
 def add(address: str, destinations: str, note: str, disabled: bool, as_json: bool) -> None:
     """Forward ADDRESS (name@domain, or *@domain for the catch-all) to DESTINATIONS (comma-separated)."""
     with get_db().session() as session:
-        alias = add_alias(session, address, destinations, note=note, enabled=not disabled)
+        alias = add_alias(session, address, destinations, note=note, enabled=not disabled, settings=get_settings())
         data, verified = alias_dict(alias), alias.domain.verified
     lines = [f"{data['address']} -> {', '.join(data['destinations'])}{'' if data['enabled'] else ' (disabled)'}"]
     if not verified:

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailferry.models import CATCH_ALL, Alias, Domain
+from mailferry.settings import Settings
 
 from . import audit
 from .access import SYSTEM, Actor
@@ -14,6 +15,7 @@ from .addresses import normalise_destination, split_address, validate_alias_loca
 from .control_chars import refuse_control_characters
 from .domains import get_domain, scoped
 from .errors import EXISTS, INVALID, NOT_FOUND, ServiceError
+from .mailboxes import ensure_mailboxes
 
 MAX_DESTINATIONS = 20
 MAX_NOTE = 500
@@ -49,9 +51,11 @@ def _check_note(note: str) -> str:
 
 
 def add_alias(session: Session, address: str, destinations: str | list[str], actor: Actor = SYSTEM,
-              note: str = "", enabled: bool = True, address_field: str = "address") -> Alias:
+              note: str = "", enabled: bool = True, address_field: str = "address",
+              settings: Settings | None = None) -> Alias:
     """ADDRESS is local@domain or *@domain (the catch-all) on a domain the actor may see; errors about it name
-    `address_field` (the API takes the local part as local_part)."""
+    `address_field` (the API takes the local part as local_part). Each destination becomes a mailbox of the
+    domain's owner; `settings`: send the new ones their confirmation (services/mailboxes.py)."""
     local, domain_name = split_address(address, address_field)
     domain = get_domain(session, domain_name, actor)
     local_part = CATCH_ALL if local.strip() == CATCH_ALL else validate_alias_local_part(local, address_field)
@@ -66,6 +70,7 @@ def add_alias(session: Session, address: str, destinations: str | list[str], act
         session.flush()
     except IntegrityError:  # added concurrently between the check and the insert
         raise ServiceError(EXISTS, f"{local_part}@{domain.name} already exists", address_field) from None
+    ensure_mailboxes(session, domain.owner, targets, settings)
     _record(session, audit.ALIAS_CREATED, alias, domain, actor, f"alias {alias.address} created",
             {"destinations": list(targets), "enabled": alias.enabled})
     return alias
@@ -110,7 +115,7 @@ def list_aliases(session: Session, actor: Actor = SYSTEM, domain: Domain | None 
 
 
 def update_alias(session: Session, alias: Alias, actor: Actor = SYSTEM, *, destinations: str | list[str] | None = None,
-                 enabled: bool | None = None, note: str | None = None) -> Alias:
+                 enabled: bool | None = None, note: str | None = None, settings: Settings | None = None) -> Alias:
     get_alias(session, alias.id, actor)  # scoping check
     before = _audited(alias)
     if destinations is not None:
@@ -122,6 +127,8 @@ def update_alias(session: Session, alias: Alias, actor: Actor = SYSTEM, *, desti
     if note is not None:
         alias.note = _check_note(note)
     session.flush()
+    if destinations is not None:  # after every check: a refused change sends nothing
+        ensure_mailboxes(session, alias.domain.owner, alias.destinations, settings)
     after = _audited(alias)
     changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
     if changed:

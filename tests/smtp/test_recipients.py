@@ -19,7 +19,7 @@ SECRET = "test-srs-secret"
 
 @pytest.fixture
 def resolver(db):
-    return RecipientResolver(db, Srs(SECRET, max_age_days=21), cache_ttl=60)
+    return RecipientResolver(db, Srs(SECRET, max_age_days=21), cache_ttl=60, require_verified=False)
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_cache_serves_repeat_lookups_until_the_ttl(resolver, world, db):
 
 
 def test_no_cache_when_ttl_is_zero(db, world):
-    resolver = RecipientResolver(db, Srs(SECRET), cache_ttl=0)
+    resolver = RecipientResolver(db, Srs(SECRET), cache_ttl=0, require_verified=False)
     resolver.remember("john@alias.test", resolver.resolve("john@alias.test"))
     assert resolver.cached("john@alias.test") is None
 
@@ -159,7 +159,8 @@ def test_role_addresses_of_unverified_or_foreign_domains_are_refused(resolver, w
 
 
 def test_bare_postmaster_reaches_the_first_admin(db, world):
-    resolver = RecipientResolver(db, Srs(SECRET), cache_ttl=60, hostname="mx.mailferry.test")
+    resolver = RecipientResolver(db, Srs(SECRET), cache_ttl=60, hostname="mx.mailferry.test",
+                                 require_verified=False)
     assert resolver.resolve("postmaster").reply == replies.UNKNOWN_RECIPIENT  # no admin yet
     with db.session() as s:
         s.add_all([User(email="root@admin.test", password_hash="x", role=ROLE_ADMIN),

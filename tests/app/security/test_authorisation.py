@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from flask import Flask
+from itsdangerous import URLSafeTimedSerializer
 
 from tests.app.security.conftest import OwnerWorld, snapshot
 from tests.app.security.routes import FORMS, JSON, UncoveredRoute, filled_urls
@@ -21,17 +22,20 @@ OWN_DATA = {"domains.index", "domains.add", "auth.account", "auth.create_token",
             "auth.two_factor_setup", "auth.two_factor_recovery_codes", "auth.two_factor_disable",
             "api.list_domains", "api.add_domain", "api.overall_stats", "api.list_tokens", "api.create_token",
             "auth.notifications", "api.get_notifications", "api.set_notifications",
-            "audit.index", "api.list_audit"}  # scoped to the caller
+            "audit.index", "api.list_audit", "destinations.index", "api.list_destinations"}  # scoped to the caller
 ADMIN_ONLY = {"admin.queue", "admin.server", "admin.list_users", "admin.create_user", "messages.failed",
               "api.failed_messages", "api.list_users", "api.create_user"}
 LAST = {"auth.logout"}  # walked at the end: it must end the caller's session only
+# Public pages whose argument is a signed link (whoever holds it may use it): walked with a link for the first
+# owner's mailbox signed with another key, which must be refused (400) and change nothing.
+LINK_PAGES = {"destinations.confirm", "destinations.reenable_link"}
 
 @dataclass(frozen=True)
 class Step:
     endpoint: str
     method: str
     url: str
-    kind: str  # "object" (someone else's ids: 403/404), "admin", "own", "public", "last"
+    kind: str  # "object" (someone else's ids: 403/404), "admin", "own", "public", "last", "link"
 
 
 def _candidates(first: OwnerWorld, second: OwnerWorld) -> dict[str, list]:
@@ -39,6 +43,8 @@ def _candidates(first: OwnerWorld, second: OwnerWorld) -> dict[str, list]:
     key or message: /domains/<mine>/dkim/<theirs>/activate)."""
     candidates = first.url_args()
     candidates["domain_id"] = candidates["domain_id"] + [second.domain_id]
+    candidates["token"] = [URLSafeTimedSerializer("not-the-secret-key-of-this-server-0123456789",
+                                                  salt="mailferry-link-confirm-destination").dumps([first.mailbox_id, ""])]
     return candidates
 
 
@@ -69,7 +75,8 @@ def _object_steps(app: Flask, rule, methods: list[str], candidates: dict, second
     for args, url in filled_urls(app, rule, candidates):
         if args.get("domain_id") == second.domain_id and len(args) == 1:
             continue  # the caller's own domain alone is theirs to use
-        steps += [Step(rule.endpoint, method, url, "object") for method in methods]
+        kind = "link" if rule.endpoint in LINK_PAGES else "object"
+        steps += [Step(rule.endpoint, method, url, kind) for method in methods]
     return steps
 
 
@@ -86,7 +93,7 @@ def test_a_second_owner_reaches_nothing_of_the_first(web_app, db, first_world, s
     first_browser = Browser(web_app).login("owner@people.test", "owner-password")
     browser, api = Browser(web_app).login("other@people.test", "other-password"), api_for(web_app, db, other_owner)
     steps = plan(web_app, first_world, second_world)
-    assert {s.kind for s in steps} == {"object", "admin", "own", "public", "last"}
+    assert {s.kind for s in steps} == {"object", "admin", "own", "public", "last", "link"}
     walked = set()
     for step in sorted(steps, key=lambda s: s.kind == "last"):
         response = _send(step, browser, api)
@@ -94,6 +101,8 @@ def test_a_second_owner_reaches_nothing_of_the_first(web_app, db, first_world, s
         where = (step.method, step.url, response.status_code, body[:300])
         if step.kind in ("object", "admin"):
             assert response.status_code in (403, 404), where
+        elif step.kind == "link":
+            assert response.status_code == 400, where
         else:
             assert response.status_code < 500, where
         leaked = [name for name, value in first_world.markers().items() if value in body]
