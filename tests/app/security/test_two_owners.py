@@ -6,9 +6,9 @@ destinations, and the bounce report (DSN) about the first owner's failed copy is
 import smtplib
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from mailferry.models import Delivery, Message
+from mailferry.models import Delivery, Mailbox, Message
 from smtp.delivery import context
 from smtp.delivery.job import run
 from smtp.server import ServerThread
@@ -76,12 +76,19 @@ def _leaks(pages: dict[str, str], world) -> list[tuple[str, str]]:
     return [(url, name) for url, body in pages.items() for name, value in names.items() if value in body]
 
 
+def _lift_suspensions(db, *worlds) -> None:
+    """The worlds' destinations are suspended (so the walk has a re-enable link to try); here mail must flow."""
+    with db.session() as s:
+        s.execute(update(Mailbox).where(Mailbox.id.in_([w.mailbox_id for w in worlds])).values(suspended_at=None))
+
+
 def test_each_owner_sees_only_their_own_part_of_a_shared_message(web_app, db, web_settings, internet, inbound,
                                                                    first_world, second_world, owner, other_owner):
     internet.mx("first-mailbox.test", (10, "mx.first-mailbox.test", "127.0.0.2"))
     internet.mx("second-mailbox.test", (10, "mx.second-mailbox.test", "127.0.0.3"))
     internet.sink("127.0.0.2").handler.data_replies.append("550 5.1.1 no such user")
     internet.sink("127.0.0.3")
+    _lift_suspensions(db, first_world, second_world)
     # The second owner's alias first: the delivery pass meets their copy before the first owner's failure.
     message_id = _send(inbound, f"{second_world.alias}@{second_world.domain}",
                        f"{first_world.alias}@{first_world.domain}")
