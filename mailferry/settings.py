@@ -193,7 +193,7 @@ class Setting:
 
 S = Setting
 SETTINGS: tuple[Setting, ...] = (
-    S("SECRET_KEY", parse_str, "", f"Signs sessions, keys the SRS hash and derives the key that encrypts DKIM private keys at rest: a random value of at least {MIN_SECRET_LENGTH} characters, without which nothing starts in production; {HOW_TO_MAKE}. Changing it logs everyone out and makes stored DKIM keys unreadable."),
+    S("SECRET_KEY", parse_str, "", f"Signs sessions, keys the SRS hash and derives the key that encrypts DKIM private keys at rest: a random value of at least {MIN_SECRET_LENGTH} characters, without which nothing starts in production; {HOW_TO_MAKE}. Changing it logs everyone out, makes stored DKIM keys unreadable and every two-factor set-up unusable (`flask --app wsgi reset-2fa`), and voids the links in confirmation and suspension mail."),
     S("MAILFERRY_ENV", lambda r: parse_choice(r, ENVIRONMENTS), "production", "production or development. development (`make run` sets it) starts without a strong SECRET_KEY, using a random one for that process, and `make run` writes one into .env on its first run."),
     S("DATABASE_URL", parse_str, "sqlite:///var/mailferry.db", "SQLAlchemy URL: sqlite:///path or postgresql://user@host/db."),
     S("REDIS_URL", parse_str, "redis://127.0.0.1:6379/0", "Redis for the RQ job queue, rate limits and circuit breakers."),
