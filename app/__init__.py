@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_extensions(app, settings)
     register_blueprints(app)
     register_cli(app)
+    register_proxies(app, settings)
     return app
 
 
@@ -71,6 +72,12 @@ def register_blueprints(app: Flask) -> None:
     register_error_pages(app)
     app.after_request(security_headers)
     app.add_template_filter(route_label)
+
+
+def register_proxies(app: Flask, settings: Settings) -> None:
+    from .proxies import TrustedProxies
+
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.TRUSTED_PROXIES)
 
 
 def register_cli(app: Flask) -> None:

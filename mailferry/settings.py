@@ -99,6 +99,20 @@ def parse_listen(raw: str) -> tuple[str, int]:
     return host.strip("[]"), parse_port(port)
 
 
+def parse_networks(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or network (e.g. 10.0.0.5 or 172.16.0.0/12)") from None
+    return tuple(networks)
+
+
 def parse_nameservers(raw: str) -> tuple[tuple[str, int], ...]:
     servers = []
     for item in (p.strip() for p in raw.split(",")):
@@ -277,11 +291,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("RETENTION_DAYS", lambda r: parse_int(r, 0), "7", "Days the content (raw bytes) of a message is kept after it reached a final state (delivered, bounced, given up); never deleted before. 0 = deleted at the next cleanup after the final state."),
     S("LOG_RETENTION_DAYS", lambda r: parse_int(r, 1), "30", "Days a message's metadata (envelope, states, attempts) is kept after its final state; then it is deleted. At least RETENTION_DAYS."),
     S("REQUIRE_ADMIN_2FA", parse_bool, "false", "Admins must enrol a TOTP authenticator: until they do, every dashboard page sends them to the two-factor set-up."),
+    S("TRUSTED_PROXIES", parse_networks, "", "Comma list of the reverse proxies' addresses or networks (e.g. 127.0.0.1,10.0.0.0/8). Only a request from one of them has its X-Forwarded-For (the client address the login limiter and the audit log use), X-Forwarded-Proto and X-Forwarded-Host believed; from anywhere else they are ignored. Empty = no proxy is trusted."),
     S("SESSION_COOKIE_SECURE", parse_bool, "false", "Send the session cookie over HTTPS only (turn on behind TLS)."),
     S("SMTP_PUBLIC_IPS", parse_str, "", "Comma list of this server's public addresses, used to evaluate SPF. Empty = A/AAAA of SMTP_HOSTNAME."),
     S("REVERIFY_INTERVAL", parse_duration, "1d", "How often the worker re-checks every domain's DNS records and records which one broke."),
-    S("LOGIN_RATE_LIMIT", lambda r: parse_int(r, 1), "10", "Failed dashboard logins allowed per client address and per account within LOGIN_RATE_WINDOW (kept in Redis)."),
-    S("LOGIN_RATE_WINDOW", parse_duration, "15m", "Window of LOGIN_RATE_LIMIT; a blocked login may try again when it has passed."),
+    S("LOGIN_RATE_LIMIT", lambda r: parse_int(r, 1), "10", "Failed dashboard logins allowed for one account from one client address within LOGIN_RATE_WINDOW (then that pair waits until the window ends); past as many failures from one address across accounts, each further failure makes the address wait, doubling from 1 s up to 5 minutes; also the wrong second-factor codes an account may take. Kept in Redis."),
+    S("LOGIN_RATE_WINDOW", parse_duration, "15m", "Window of LOGIN_RATE_LIMIT; a blocked login may try again when it has passed (the page says how long)."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -17,7 +17,7 @@ from mailferry.models import User
 
 from . import bp, pending_login
 from .forms import CodeForm, DisableTwoFactorForm, PasswordForm, SetupCodeForm, TokenForm
-from .views import TOO_MANY, _account_page, _limiter, _safe_next, _start_session
+from .views import _account_page, _limiter, _safe_next, _start_session, too_many
 
 # What an admin without two-factor authentication may still reach when REQUIRE_ADMIN_2FA is on.
 ENROLMENT_ENDPOINTS = {"auth.two_factor_setup", "auth.logout", "auth.login", "auth.login_two_factor", "static",
@@ -47,17 +47,17 @@ def login_two_factor():
         if not form.validate_on_submit():
             return render_template("auth/login_2fa.html", form=form), 400 if form.errors else 200
         limiter, client = _limiter(), request.remote_addr or ""
-        if limiter.blocked(client, user.email):
-            form.form_errors.append(TOO_MANY)
-            return render_template("auth/login_2fa.html", form=form), 429
+        wait = limiter.second_factor_wait(client, user.email)
+        if wait is not None:
+            return too_many(wait, "auth/login_2fa.html", form=form)
         accepted = two_factor.check_second_factor(s, user, get_settings().SECRET_KEY, form.code.data)
         if accepted is None:
             audit.record_user_event(s, audit.LOGIN_2FA_FAILED, user, actor=audit.ANONYMOUS, ip=client,
                                     summary=f"wrong second factor for {user.email}")
-            limiter.record_failure(client, user.email)
+            limiter.record_second_factor_failure(client, user.email)
             form.code.errors.append("Wrong code, or one already used.")
             return render_template("auth/login_2fa.html", form=form), 400
-        limiter.reset_account(user.email)
+        limiter.succeeded(client, user.email)
         audit.record_user_event(s, audit.LOGIN, user, ip=client, summary=f"{user.email} signed in with "
                                 + ("a recovery code" if accepted.recovery_code_used else "a code"))
         target = pending_login.next_path()
@@ -127,12 +127,13 @@ def _counted(action):
     """Runs `action`; a refusal counts as a failed login, as on the login page: someone holding a stolen session
     must not guess codes here without limit."""
     limiter, client, email = _limiter(), request.remote_addr or "", current_user.email
-    if limiter.blocked(client, email):
-        raise ServiceError(INVALID, TOO_MANY)
+    wait = limiter.second_factor_wait(client, email)
+    if wait is not None:
+        raise ServiceError(INVALID, wait.message)
     try:
         return action()
     except ServiceError:
-        limiter.record_failure(client, email)
+        limiter.record_second_factor_failure(client, email)
         raise
 
 

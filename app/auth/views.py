@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import actor, get_db, get_redis, get_settings
 from app.services import audit, mailboxes, notification_prefs, tokens, two_factor, users
 from app.services.errors import ServiceError
-from app.services.login_limit import LoginLimiter
+from app.services.login_limit import LoginLimiter, Wait
 from app.web import apply_error
 from mailferry.models import User
 from mailferry.models.notification import NOTIFICATION_KINDS
@@ -16,7 +16,13 @@ from .forms import LoginForm, PasswordForm, SignupForm, TokenForm
 from .redirects import local_path
 from .session_user import SessionUser
 
-TOO_MANY = "Too many failed logins. Wait a while and try again."
+
+def too_many(wait: Wait, template: str, **context):
+    """The page again with how long to wait, as a 429 with Retry-After."""
+    context["form"].form_errors.append(wait.message)
+    response = make_response(render_template(template, **context), 429)
+    response.headers["Retry-After"] = str(wait.seconds)
+    return response
 
 
 def _limiter() -> LoginLimiter:
@@ -42,9 +48,9 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         limiter, client, email = _limiter(), request.remote_addr or "", form.email.data
-        if limiter.blocked(client, email):
-            form.form_errors.append(TOO_MANY)
-            return render_template("auth/login.html", form=form, signup=get_settings().SIGNUP_ENABLED), 429
+        wait = limiter.wait(client, email)
+        if wait is not None:
+            return too_many(wait, "auth/login.html", form=form, signup=get_settings().SIGNUP_ENABLED)
         with get_db().session() as s:
             user = users.authenticate(s, email, form.password.data)
             if user is not None and two_factor.is_enabled(user):
@@ -52,7 +58,7 @@ def login():
                 pending_login.begin(user, request.args.get("next"))
                 return redirect(url_for("auth.login_two_factor"))
             if user is not None:
-                limiter.reset_account(email)
+                limiter.succeeded(client, email)
                 audit.record_user_event(s, audit.LOGIN, user, ip=client, summary=f"{user.email} signed in")
                 _start_session(user)
                 return redirect(_safe_next(request.args.get("next")))

@@ -149,18 +149,32 @@ def test_password_change(web_app, owner_browser, db):
         assert authenticate(s, "owner@people.test", "brand-new-pw") is not None
 
 
-def test_login_rate_limit_blocks_after_repeated_failures(web_settings, owner):
+def _login_from(browser, address: str, password: str):
+    return browser.client.post("/login", data={"email": "owner@people.test", "password": password,
+                                               "csrf_token": browser.csrf()}, environ_base={"REMOTE_ADDR": address})
+
+
+def test_an_attacker_is_throttled_and_told_how_long_while_the_owner_logs_in(web_settings, owner):
     app = make_web_app(web_settings.replace(LOGIN_RATE_LIMIT=3))
-    browser = Browser(app)
+    attacker, user = Browser(app), Browser(app)
     for _ in range(3):
-        assert browser.post("/login", {"email": "owner@people.test", "password": "wrong-pw"}).status_code == 200
-    response = browser.post("/login", {"email": "owner@people.test", "password": "owner-password"})
-    assert response.status_code == 429 and "Too many failed logins" in response.get_data(as_text=True)
-    # the account is blocked from any address, not just this one
-    other = Browser(app)
-    response = other.client.post("/login", data={"email": "owner@people.test", "password": "owner-password",
-                                                 "csrf_token": other.csrf()}, environ_base={"REMOTE_ADDR": "127.0.0.77"})
-    assert response.status_code == 429
+        assert _login_from(attacker, "198.51.100.66", "wrong-pw").status_code == 200
+    response = _login_from(attacker, "198.51.100.66", "owner-password")
+    assert response.status_code == 429 and 0 < int(response.headers["Retry-After"]) <= 900
+    assert "Too many failed logins for this account from your address. Try again in 15 minutes." in \
+        response.get_data(as_text=True)
+    assert _login_from(user, "203.0.113.10", "owner-password").status_code == 302  # the owner is not locked out
+
+
+def test_a_failing_address_does_not_lock_another_account(web_settings, owner, other_owner):
+    app = make_web_app(web_settings.replace(LOGIN_RATE_LIMIT=2))
+    browser = Browser(app)
+    for _ in range(2):
+        assert _login_from(browser, "198.51.100.66", "wrong-pw").status_code == 200
+    response = browser.client.post("/login", data={"email": "other@people.test", "password": "other-password",
+                                                   "csrf_token": browser.csrf()},
+                                   environ_base={"REMOTE_ADDR": "198.51.100.66"})
+    assert response.status_code == 302
 
 
 def test_login_rate_limit_fails_open_when_redis_is_down(web_settings, owner, redis_server, caplog):
