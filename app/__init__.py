@@ -62,7 +62,7 @@ def register_blueprints(app: Flask) -> None:
     from .messages import bp as messages_bp
     from .quarantine import bp as quarantine_bp
     from .stats import bp as stats_bp
-    from .web import register_error_pages, route_label, security_headers
+    from .web import register_error_pages, route_label, security_headers, utc_time
 
     for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, destinations_bp, messages_bp, quarantine_bp, stats_bp,
                       admin_bp, audit_bp):
@@ -72,6 +72,7 @@ def register_blueprints(app: Flask) -> None:
     register_error_pages(app)
     app.after_request(security_headers)
     app.add_template_filter(route_label)
+    app.add_template_filter(utc_time)
 
 
 def register_proxies(app: Flask, settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
@@ -64,3 +66,15 @@ def route_label(route: str) -> str:
     """'mx:mx1.gmail.com' -> 'MX mx1.gmail.com', 'relay:sendgrid' -> 'relay sendgrid'."""
     kind, _, name = route.partition(":")
     return f"{'MX' if kind == 'mx' else kind} {name}".strip() if name else route
+
+
+def utc_time(value) -> str:
+    """A datetime, or the ISO text the JSON views make of one, as the dashboard shows times: YYYY-MM-DD HH:MM UTC."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.removesuffix("Z"))
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M") + " UTC"

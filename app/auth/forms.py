@@ -7,6 +7,8 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from app.services.tokens import EXPIRY_CHOICES
 from app.services.users import MIN_PASSWORD
 
+TOO_SHORT = f"the password needs at least {MIN_PASSWORD} characters"  # the service's own words
+
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired()])
@@ -15,13 +17,14 @@ class LoginForm(FlaskForm):
 
 class SignupForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD, message=TOO_SHORT)])
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "the passwords differ")])
 
 
 class PasswordForm(FlaskForm):
     old_password = PasswordField("Current password", validators=[DataRequired()])
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=MIN_PASSWORD)])
+    new_password = PasswordField("New password",
+                                 validators=[DataRequired(), Length(min=MIN_PASSWORD, message=TOO_SHORT)])
     confirm = PasswordField("Repeat new password",
                             validators=[DataRequired(), EqualTo("new_password", "the passwords differ")])
 

@@ -68,6 +68,9 @@ def test_queue_page(admin_browser, owner_domain, db, redis_server):
     seed_message(db, "MSG0000000000001", owner_domain, "a@owned.test", ("x@gmail.test",))
     html = admin_browser.get("/admin/queue").get_data(as_text=True)
     assert re.search(r'id="queued">1<', html) and "MSG0000000000001" in html and "0 waiting" in html
+    assert re.search(r">\d{4}-\d\d-\d\d \d\d:\d\d UTC</a>", html)  # the dashboard's one time format
+    assert re.search(r"<b>\d{4}-\d\d-\d\d \d\d:\d\d UTC</b>oldest queued", html)
+    assert "Z</" not in html
     redis_server.stop()
     try:
         html = admin_browser.get("/admin/queue").get_data(as_text=True)

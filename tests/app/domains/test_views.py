@@ -86,6 +86,7 @@ def test_only_an_admin_can_force_verification(owner_browser, admin_browser, owne
     with db.session() as s:
         domain = s.get(Domain, owner_domain)
         assert domain.verified and domain.force_verified
+    assert "forced by an admin" in owner_browser.get("/").get_data(as_text=True)  # marked in the list
 
 
 def test_dkim_generate_rotate_and_switch_never_show_the_private_key(owner_browser, owner_domain, db):
