@@ -46,6 +46,10 @@ IP fall back to the relays. `flask --app wsgi stats` shows how each route and re
 }
 
 
+# Left commented out, so a `.env` copied from this file keeps the default without naming it: `make run` then
+# falls back to a port a non-root developer may open (2525), while production listens on 25.
+COMMENTED = {"SMTP_LISTEN": "Left commented so `make run` can use 2525 when not root; the default is port 25."}
+
 _EXAMPLE = re.compile(r"^[A-Z][A-Z0-9_]*=")
 
 
@@ -65,7 +69,11 @@ def render() -> str:
         out.extend(_comment(setting.help))
         if setting.name in NOTES:
             out.extend(_comment(NOTES[setting.name]))
-        out.append(f"{setting.name}={setting.default}")
+        if setting.name in COMMENTED:
+            out.extend(_comment(COMMENTED[setting.name]))
+            out.append(f"# {setting.name}={setting.default}")
+        else:
+            out.append(f"{setting.name}={setting.default}")
         out.append("")
     return "\n".join(out)
 

@@ -161,7 +161,18 @@ def test_env_example_documents_every_setting_as_generated():
         committed = f.read()
     assert committed == render(), "regenerate with: python -m mailferry.env_example > .env.example"
     for setting in SETTINGS:
-        assert f"\n{setting.name}={setting.default}\n" in committed
+        assert f"\n{setting.name}={setting.default}\n" in committed or \
+            f"\n# {setting.name}={setting.default}\n" in committed
+
+
+def test_a_copied_env_example_leaves_smtp_listen_to_make_run():
+    """`cp .env.example .env; make run` as a non-root user: the file must not pin port 25 (make run then uses
+    2525), while the default stays port 25."""
+    from mailferry.settings import read_env_file
+
+    values = read_env_file(os.path.join(ROOT, ".env.example"))
+    assert "SMTP_LISTEN" not in values
+    assert load_settings({"SECRET_KEY": TEST_SECRET_KEY}, env_file=None).SMTP_LISTEN == ("0.0.0.0", 25)
 
 
 def test_env_example_loads_as_an_env_file_and_its_secret_key_is_refused():
