@@ -16,6 +16,8 @@ from .forms import LoginForm, PasswordForm, SignupForm, TokenForm
 from .redirects import local_path
 from .session_user import SessionUser
 
+NEW_TOKEN = "new_token_secret"  # the session slot of a token secret between its POST and the page showing it
+
 
 def too_many(wait: Wait, template: str, **context):
     """The page again with how long to wait, as a 429 with Retry-After."""
@@ -118,7 +120,8 @@ def account():
     return _account_page(form, token_form)
 
 
-def _account_page(form, token_form, new_secret: str | None = None, status: int = 200):
+def _account_page(form, token_form, status: int = 200):
+    new_secret = session.pop(NEW_TOKEN, None)
     with get_db().session() as s:
         rows = tokens.list_tokens(s, s.get(User, current_user.id))
         return render_template("auth/account.html", form=form, token_form=token_form, tokens=rows,
@@ -135,8 +138,8 @@ def create_token():
                 _token, secret = tokens.create_token(
                     s, s.get(User, current_user.id), token_form.name.data, read_only=token_form.read_only.data,
                     expires_in_days=int(token_form.expires.data) if token_form.expires.data else None, actor=actor())
-            return _account_page(PasswordForm(prefix="pw", formdata=None), TokenForm(prefix="token", formdata=None),
-                                 new_secret=secret)
+            session[NEW_TOKEN] = secret  # shown once by the page we redirect to: a reload repeats no POST
+            return redirect(url_for("auth.account"))
         except ServiceError as exc:
             apply_error(token_form, exc)
     return _account_page(PasswordForm(prefix="pw", formdata=None), token_form, status=400)

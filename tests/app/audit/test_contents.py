@@ -56,7 +56,8 @@ def _every_row_as_text(db) -> str:
 def test_no_secret_is_ever_in_the_audit_log(scene: Scene, web_app):
     passwords = ["owner-password", "owner-password-Nq81", "wrong-password-Xk27", "signup-password-Vb44",
                  "admin-made-password-Hr93", "api-made-password-Lz51", "cli-made-password-Tw06"]
-    created = scene.owner.post("/account/tokens", {"token-name": "ci"}, csrf_page="/account").get_data(as_text=True)
+    created = scene.owner.post("/account/tokens", {"token-name": "ci"}, csrf_page="/account",
+                               follow_redirects=True).get_data(as_text=True)
     secrets = set(NEW_SECRET.findall(created)) | {scene.owner_api.headers["Authorization"].split()[1],
                                                   scene.admin_api.headers["Authorization"].split()[1]}
     assert len(secrets) == 3

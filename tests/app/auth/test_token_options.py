@@ -14,7 +14,8 @@ def _created(db) -> ApiToken:
 
 def test_a_read_only_token_expiring_in_90_days(owner_browser, db, web_app):
     response = owner_browser.post("/account/tokens", {"token-name": "reader", "token-expires": "90",
-                                                      "token-read_only": "y"}, csrf_page="/account")
+                                                      "token-read_only": "y"}, csrf_page="/account",
+                                  follow_redirects=True)
     assert response.status_code == 200
     secret = response.get_data(as_text=True).split('id="new-token"')[1].split('data-copy="')[1].split('"')[0]
     token = _created(db)
@@ -28,7 +29,7 @@ def test_a_read_only_token_expiring_in_90_days(owner_browser, db, web_app):
 
 
 def test_by_default_a_token_never_expires_and_may_write(owner_browser, db):
-    assert owner_browser.post("/account/tokens", {"token-name": "ci"}, csrf_page="/account").status_code == 200
+    assert owner_browser.post("/account/tokens", {"token-name": "ci"}, csrf_page="/account").status_code == 302
     token = _created(db)
     assert token.expires_at is None and not token.read_only
     row = owner_browser.get("/account").get_data(as_text=True).split('<tr class="token">')[1].split("</tr>")[0]
