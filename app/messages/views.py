@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 from app.extensions import actor, get_db, get_rq_queue
 from app.services import domains, message_log
 from app.services.errors import INVALID, ServiceError
+from mailferry.models import Domain
 
 from . import bp
 
@@ -30,7 +31,9 @@ def show(message_id: str):
         message = message_log.get_message(s, message_id, actor())
         visible = message_log.deliveries(s, message, actor())
         history = message_log.attempts(s, [d.id for d in visible])
-        return render_template("messages/show.html", message=message, deliveries=visible, history=history)
+        domains = [s.get(Domain, i) for i in sorted({d.domain_id for d in visible if d.domain_id})]
+        return render_template("messages/show.html", message=message, deliveries=visible, history=history,
+                               domains=domains)
 
 
 @bp.post("/messages/<message_id>/retry")

@@ -167,8 +167,12 @@ class MxResolver:
             return None
         except dns.resolver.NXDOMAIN:
             raise
-        except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout) as exc:
-            raise MxError(451, f"4.4.3 DNS lookup for {name} failed: {type(exc).__name__}", permanent=False) from None
+        except dns.resolver.NoNameservers:
+            raise MxError(451, f"4.4.3 DNS lookup of {rdtype} for {name} failed: the DNS servers refused or could not "
+                               "answer it", permanent=False) from None
+        except dns.exception.Timeout:  # LifetimeTimeout is one
+            raise MxError(451, f"4.4.3 DNS lookup of {rdtype} for {name} failed: no DNS server answered in time",
+                          permanent=False) from None
 
     def _addresses(self, name: str) -> tuple[tuple[str, ...], int]:
         addresses: list[str] = []

@@ -96,6 +96,9 @@ def test_a_message_to_two_owners_shows_each_only_their_part(owner_browser, other
     theirs = other_browser.get("/messages/MSG0000000000003").get_data(as_text=True)
     assert "mine@gmail.test" in mine and "theirs@gmail.test" not in mine
     assert "theirs@gmail.test" in theirs and "mine@gmail.test" not in theirs
+    # each page leads back to the reader's own domain and its log, never the other owner's
+    assert f'href="/domains/{owner_domain}/messages"' in mine and "theirs.test" not in mine
+    assert f'href="/domains/{other_domain}"' in theirs and "owned.test" not in theirs.split("<h1>")[1].split("<h2>")[0]
 
 
 def test_admin_failed_queue_and_requeue(admin_browser, owner_browser, owner_domain, db, redis_conn, web_settings):

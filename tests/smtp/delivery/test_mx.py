@@ -113,6 +113,7 @@ def test_dns_timeout_defers(ctx, world, internet, db):
     assert run(ctx, message_id) is not None
     [delivery] = deliveries(db, message_id)
     assert delivery.state == "deferred" and "4.4.3" in delivery.last_reply
+    assert "no DNS server answered in time" in delivery.last_reply and "Timeout" not in delivery.last_reply  # words
     assert attempts(db, delivery.id)[0].outcome == "deferred"
 
 
