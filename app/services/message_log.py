@@ -21,6 +21,8 @@ from mailferry.logs import log
 from mailferry.models import Delivery, DeliveryAttempt, Domain, Message, utcnow
 from mailferry.models.message import BOUNCED, DEFERRED, DONE, FINAL_DELIVERY_STATES, PENDING, QUEUED
 from mailferry.queue import enqueue_messages, job_id_for
+from mailferry.stats import bump_daily
+from smtp.routes import FORWARD
 
 from . import audit
 from .access import SYSTEM, Actor, sees_everything
@@ -124,6 +126,8 @@ def give_up(session: Session, message: Message, actor: Actor = SYSTEM) -> list[i
         delivery.state = BOUNCED
         delivery.next_attempt_at = None
         delivery.last_reply = GAVE_UP_REPLY
+        if delivery.kind == FORWARD:  # counted like any copy that ended unsent (our own mail is not counted)
+            bump_daily(session, delivery.domain_id, bounced=1)
     session.flush()
     if all(d.state in FINAL_DELIVERY_STATES for d in session.scalars(select(Delivery).where(
             Delivery.message_id == message.id))):

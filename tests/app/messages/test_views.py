@@ -3,9 +3,10 @@ import re
 import pytest
 from rq.job import Job
 from rq.registry import FailedJobRegistry
+from sqlalchemy import func, select
 
 from app.services.domains import add_domain
-from mailferry.models import Delivery, DeliveryAttempt, Message, utcnow
+from mailferry.models import DailyStat, Delivery, DeliveryAttempt, Message, utcnow
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE
 from mailferry.queue import get_queue, job_id_for
 from tests.app.web_fixtures import seed_message
@@ -67,6 +68,9 @@ def test_give_up_bounces_open_deliveries_and_finishes_the_message(owner_browser,
         message = s.get(Message, "MSG0000000000001")
         states = {d.destination: d.state for d in message.deliveries}
         assert states == {"a@gmail.test": DELIVERED, "b@gmail.test": BOUNCED} and message.state == DONE
+        # the given-up copy is counted as bounced, for the domain and overall; no DSN was queued
+        assert {r.domain_id: r.bounced for r in s.scalars(select(DailyStat))} == {0: 1, owner_domain: 1}
+        assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.kind == "dsn")) == 0
     html = owner_browser.get("/messages/MSG0000000000001").get_data(as_text=True)
     assert "Retry now" not in html
     # nothing left to retry: refused with the reason
