@@ -1,4 +1,5 @@
 import logging
+import re
 
 import pytest
 
@@ -37,6 +38,9 @@ def test_signup_errors_are_shown_next_to_the_field(browser, owner, data, field, 
     assert response.status_code == 200
     assert f'id="{field}-error"' in html
     assert message in html.split(f'id="{field}-error"')[1][:200]
+    tag = re.search(rf'<input[^>]*id="{field}"[^>]*>', html).group(0)  # screen readers are told too
+    described = re.search(r'aria-describedby="([^"]+)"', tag).group(1).split()
+    assert 'aria-invalid="true"' in tag and f"{field}-error" in described
 
 
 def test_signup_can_be_switched_off(web_settings):

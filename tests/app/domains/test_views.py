@@ -180,3 +180,10 @@ def test_admin_adds_a_domain_for_an_owner_and_owners_cannot(admin_browser, owner
         assert s.query(Domain).filter_by(name="sneaky.test").one().owner.email == "owner@people.test"
     response = admin_browser.post("/domains", {"name": "x.test", "owner": "nobody@people.test"}, csrf_page="/")
     assert response.status_code == 400 and 'id="owner-error"' in response.get_data(as_text=True)
+
+
+def test_copy_buttons_name_what_they_copy(owner_browser, owner_domain):
+    html = owner_browser.get(f"/domains/{owner_domain}").get_data(as_text=True)
+    buttons = re.findall(r'<button type="button" class="copy" data-copy="([^"]*)"\s+aria-label="([^"]+)"', html)
+    assert len(buttons) >= 4 and all(label.startswith("Copy ") for _, label in buttons)
+    assert "Copy _mailferry.owned.test" in {label for _, label in buttons}
