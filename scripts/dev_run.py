@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 from mailferry.queue import make_redis  # noqa: E402
 from mailferry.rspamd_config import prepare_dir, rspamd_command, wait_until_pings, write_config  # noqa: E402
 from mailferry.secret_keys import key_for_development  # noqa: E402
-from mailferry.settings import Settings, read_env_file, settings_or_exit  # noqa: E402
+from mailferry.settings import Settings, parse_listen, read_env_file, settings_or_exit  # noqa: E402
 
 VAR = os.path.join(ROOT, "var")
 
@@ -179,6 +179,38 @@ def supervise(procs: dict[str, subprocess.Popen]) -> int:
     return 0
 
 
+def busy_listener(env: dict[str, str], settings: Settings) -> str | None:
+    """One line naming the setting whose address cannot be listened on (taken, or a port that needs root)."""
+    for name, default in (("SMTP_LISTEN", settings.SMTP_LISTEN), ("WEB_LISTEN", settings.WEB_LISTEN)):
+        host, port = parse_listen(env[name]) if name in env else default
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except PermissionError:
+                return f"mailferry: {name} {host}:{port} needs root (ports under 1024); set {name} to a higher port in .env"
+            except OSError as exc:
+                return f"mailferry: {name} {host}:{port} cannot be used ({exc.strerror}); stop what listens there or " \
+                       f"set {name} in .env"
+    return None
+
+
+def wait_listening(procs: dict[str, subprocess.Popen], addresses: list[tuple[str, int]], timeout: float = 60) -> bool:
+    """Until every address accepts connections; False when a process exited or the time ran out first."""
+    deadline = time.monotonic() + timeout
+    pending = list(addresses)
+    while pending and time.monotonic() < deadline:
+        if any(proc.poll() is not None for name, proc in procs.items() if name != "redis"):
+            return False
+        host, port = pending[0]
+        try:
+            socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port), 0.5).close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.2)
+    return not pending
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run SMTP server, worker and dashboard until Ctrl-C.")
     parser.add_argument("--env-file", default=os.path.join(ROOT, ".env"), help="settings file (default: .env)")
@@ -191,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("ALLOW_PRIVATE_DESTINATIONS", "true")
     if "SMTP_LISTEN" not in env and os.geteuid() != 0:
         env["SMTP_LISTEN"] = "0.0.0.0:2525"  # port 25 needs root; a non-root developer gets 2525
+    busy = busy_listener(env, settings)
+    if busy:
+        print(busy, file=sys.stderr)
+        return 2
     procs: dict[str, subprocess.Popen] = {}
     redis = start_redis(settings.REDIS_URL, env)
     if redis:
@@ -203,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, command in child_commands(settings).items():
             procs[name] = subprocess.Popen(command, env=env)
         web_host, web_port = settings.WEB_LISTEN
-        smtp_host, smtp_port = settings.SMTP_LISTEN
-        say(f"running: SMTP on {env.get('SMTP_LISTEN', f'{smtp_host}:{smtp_port}')}, dashboard on "
+        smtp_host, smtp_port = parse_listen(env["SMTP_LISTEN"]) if "SMTP_LISTEN" in env else settings.SMTP_LISTEN
+        if not wait_listening(procs, [(smtp_host, smtp_port), (web_host, web_port)]):
+            if any(p.poll() is not None for name, p in procs.items() if name != "redis"):
+                return supervise(procs)  # says which part exited, and stops the rest
+            say("still waiting for the SMTP server or the dashboard to listen after 60 s; see their logs above")
+        say(f"running: SMTP on {smtp_host}:{smtp_port}, dashboard on "
             f"http://{web_host}:{web_port}/, database {settings.DATABASE_URL}; Ctrl-C stops")
         say("first time? create an admin: .venv/bin/flask --app wsgi create-admin --email you@example.com --password ...")
         return supervise(procs)

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -34,9 +35,13 @@ def test_runs_everything_and_stops_on_ctrl_c(tmp_path):
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py"), "--env-file", str(env_file)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_port("127.0.0.1", redis_port, timeout=30)
-        wait_port("127.0.0.1", smtp_port, timeout=60)
-        wait_port("127.0.0.1", web_port, timeout=60)
+        seen = []
+        while not any("running:" in line for line in seen):  # printed only once every part listens ...
+            line = proc.stdout.readline().decode(errors="replace")
+            assert line, "".join(seen)
+            seen.append(line)
+        for port in (redis_port, smtp_port, web_port):  # ... so each answers at once
+            socket.create_connection(("127.0.0.1", port), 2).close()
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=10) as response:
             assert json.load(response) == {"status": "ok"}
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
@@ -49,6 +54,7 @@ def test_runs_everything_and_stops_on_ctrl_c(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=40)[0].decode(errors="replace")
+    output = "".join(seen) + output
     assert proc.returncode == 0, output
     assert "started Redis" in output
     [key] = re.findall(r"^SECRET_KEY=(.+)$", env_file.read_text(), re.M)
@@ -71,3 +77,19 @@ def test_bad_setting_stops_before_starting_anything(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "mailferry: configuration error: SMTP_MAX_RECIPIENTS: expected an integer, got 'lots'"
     assert not (tmp_path / ".env").exists()
+
+
+def test_a_busy_port_is_one_line_naming_the_setting(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SMTP_LISTEN": f"127.0.0.1:{port}",
+               "DATABASE_URL": f"sqlite:///{tmp_path}/mailferry.db", "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "dev_run.py"),
+                                 "--env-file", str(tmp_path / ".env")], env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]  # after the first run's "wrote a new random SECRET_KEY"
+    assert "Traceback" not in result.stderr and line.startswith(f"mailferry: SMTP_LISTEN 127.0.0.1:{port} cannot be used (") and "set SMTP_LISTEN" in line
+    assert not (tmp_path / "mailferry.db").exists()  # nothing was started
