@@ -48,7 +48,12 @@ IP fall back to the relays. `flask --app wsgi stats` shows how each route and re
 
 # Left commented out, so a `.env` copied from this file keeps the default without naming it: `make run` then
 # falls back to a port a non-root developer may open (2525), while production listens on 25.
-COMMENTED = {"SMTP_LISTEN": "Left commented so `make run` can use 2525 when not root; the default is port 25."}
+COMMENTED = {
+    "SMTP_LISTEN": "Left commented so `make run` can use 2525 when not root; the default is port 25.",
+    "REDIS_URL": "Left commented so `make run` starts a Redis of its own (port 6390, data in var/redis) instead of "
+                 "sharing database 0 of whatever Redis runs on 6379; in production point it at a Redis (or a "
+                 "database number) no other application uses.",
+}
 
 _EXAMPLE = re.compile(r"^[A-Z][A-Z0-9_]*=")
 

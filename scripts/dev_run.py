@@ -1,7 +1,7 @@
 """`make run`: the whole service on one machine — SMTP server, RQ worker and dashboard — until Ctrl-C.
 
-Embedded defaults: SQLite under var/, REDIS_URL when it answers or else a Redis of our own (from
-`redis-server` on PATH, installing Debian's package when missing), a self-signed certificate for STARTTLS,
+Embedded defaults: SQLite under var/, REDIS_URL when it is set and answers or else a Redis of our own on 6390
+(from `redis-server` on PATH, installing Debian's package when missing), a self-signed certificate for STARTTLS,
 port 2525 for SMTP when not root and SMTP_LISTEN is not configured, and an rspamd of our own (under
 var/rspamd) when RSPAMD_URL is not configured and rspamd is installed. Everything else comes from `.env`
 (or the file `--env-file` names). It runs in development mode (MAILFERRY_ENV=development) and, without a
@@ -29,6 +29,7 @@ from mailferry.secret_keys import key_for_development  # noqa: E402
 from mailferry.settings import Settings, parse_listen, read_env_file, settings_or_exit  # noqa: E402
 
 VAR = os.path.join(ROOT, "var")
+OWN_REDIS_PORT = 6390  # our own Redis, away from a system Redis on 6379
 
 
 def say(text: str) -> None:
@@ -56,22 +57,30 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def start_redis(url: str, env: dict[str, str]) -> subprocess.Popen | None:
-    """Use REDIS_URL when it answers; otherwise start redis-server (append-only, under var/redis)."""
+def start_redis(env: dict[str, str]) -> subprocess.Popen | None:
+    """REDIS_URL when it is set and answers; otherwise a redis-server of our own (append-only, under var/redis).
+    Unset, we never borrow whatever Redis runs on 6379: its database 0 may belong to another application."""
+    url = env.get("REDIS_URL")
+    if url is None:
+        return launch_redis(free_loopback_port(OWN_REDIS_PORT), "0", env)
     if redis_answers(url):
         say(f"using Redis at {url}")
         return None
-    subprocess.run([os.path.join(ROOT, "scripts", "system_deps.sh"), "redis"], check=True)
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     parsed = urlparse(url)
     port = parsed.port or 6379
     if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
-        port = 6390  # REDIS_URL names another host that is down: run a local one beside it
+        port = OWN_REDIS_PORT  # REDIS_URL names another host that is down: run a local one beside it
+    return launch_redis(port, (parsed.path or "/0").lstrip("/") or "0", env)
+
+
+def launch_redis(port: int, database: str, env: dict[str, str]) -> subprocess.Popen:
+    subprocess.run([os.path.join(ROOT, "scripts", "system_deps.sh"), "redis"], check=True)
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     data = os.path.join(VAR, "redis")
     os.makedirs(data, exist_ok=True)
     proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", data,
                              "--appendonly", "yes", "--save", "", "--logfile", os.path.join(data, "redis.log")])
-    local_url = f"redis://127.0.0.1:{port}/{(parsed.path or '/0').lstrip('/') or '0'}"
+    local_url = f"redis://127.0.0.1:{port}/{database}"
     for _ in range(100):
         if redis_answers(local_url):
             env["REDIS_URL"] = local_url
@@ -228,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(busy, file=sys.stderr)
         return 2
     procs: dict[str, subprocess.Popen] = {}
-    redis = start_redis(settings.REDIS_URL, env)
+    redis = start_redis(env)
     if redis:
         procs["redis"] = redis
     rspamd = None

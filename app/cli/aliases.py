@@ -9,7 +9,7 @@ from app.extensions import get_db, get_settings
 from app.services.aliases import add_alias, alias_dict, delete_alias, find_alias, list_aliases
 from app.services.domains import get_domain
 
-from .output import cli_command, emit
+from .output import cli_command, emit, invocation
 
 aliases = AppGroup("aliases", help="Forwarding addresses: name@domain or *@domain (catch-all).")
 
@@ -28,7 +28,7 @@ def add(address: str, destinations: str, note: str, disabled: bool, as_json: boo
     lines = [f"{data['address']} -> {', '.join(data['destinations'])}{'' if data['enabled'] else ' (disabled)'}"]
     if not verified:
         lines.append(f"Note: {data['domain']} is not verified yet, so its mail is refused until "
-                     f"`flask --app wsgi domains verify {data['domain']}` passes.")
+                     f"`{invocation()} domains verify {data['domain']}` passes.")
     emit(as_json, data, lines)
 
 

@@ -9,7 +9,7 @@ from app.extensions import get_db
 from app.services.access import SYSTEM
 from app.services.audit import ACTIONS, MAX_PAGE, event_dict, list_events
 
-from .output import cli_command, emit
+from .output import cli_command, emit, invocation
 
 audit = AppGroup("audit", help="The audit log of security-relevant actions (append-only).")
 
@@ -27,5 +27,5 @@ def list_(action: str | None, limit: int, before: int | None, as_json: bool) -> 
     lines = [f"{e['id']:>6}  {e['at'][:19].replace('T', ' ')}  {e['action']:<26} {e['actor']:<28} {e['summary']}"
              + (f"  [{e['ip']}]" if e["ip"] else "") for e in data]
     if page.next_before:
-        lines.append(f"Older: flask --app wsgi audit list --before {page.next_before}")
+        lines.append(f"Older: {invocation()} audit list --before {page.next_before}")
     emit(as_json, {"events": data, "next_before": page.next_before}, lines or "No audit events.")

@@ -12,7 +12,7 @@ from app.services.domains import get_domain
 from app.services.errors import NOT_FOUND, ServiceError
 from mailferry.models import DkimKey, Domain
 
-from .output import cli_command, emit
+from .output import cli_command, emit, invocation
 
 dkim = AppGroup("dkim", help="DKIM signing keys of a domain.")
 
@@ -39,7 +39,7 @@ def generate(name: str, algorithm: str, activate: bool, as_json: bool) -> None:
     lines = [f"Publish this TXT record ({data['algorithm']}, selector {data['selector']}):",
              f"Name:  {record['name']}", "Type:  TXT", f"Value: {record['value']}"]
     if not data["active"]:
-        lines.append(f"Not signing yet: once published, run: flask --app wsgi dkim activate {data['domain']} "
+        lines.append(f"Not signing yet: once published, run: {invocation()} dkim activate {data['domain']} "
                      f"{data['selector']}")
     emit(as_json, data, lines)
 

@@ -12,7 +12,7 @@ from app.services.errors import ServiceError
 from app.services.users import get_user_by_email
 from app.services.verification import ExpectedRecord, VerificationReport, expected_records, reverify_all, verify_domain
 
-from .output import EXIT_NOT_VERIFIED, cli_command, emit
+from .output import EXIT_NOT_VERIFIED, cli_command, emit, invocation
 
 domains = AppGroup("domains", help="Add, list and verify domains.")
 
@@ -37,7 +37,7 @@ def add(name: str, owner: str, as_json: bool) -> None:
         data = {**domain_dict(domain), "records": [r.to_dict() for r in expected_records(domain, get_settings())]}
         lines = [f"Added {domain.name} (owner {user.email}). Publish these DNS records:",
                  *record_lines(expected_records(domain, get_settings())),
-                 f"Then run: flask --app wsgi domains verify {domain.name}"]
+                 f"Then run: {invocation()} domains verify {domain.name}"]
     emit(as_json, data, lines)
 
 

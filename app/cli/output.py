@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import shutil
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +21,22 @@ from app.services.errors import UNAVAILABLE, ServiceError
 
 EXIT_ERROR = 1
 EXIT_NOT_VERIFIED = 3
+
+
+def invocation(argv0: str | None = None, cwd: str | None = None) -> str:
+    """How to run the CLI again, for the hints commands print: as the user ran it (`.venv/bin/flask` in a
+    checkout, `flask` where it is on PATH, e.g. in the container), plain `flask` when started otherwise."""
+    program = sys.argv[0] if argv0 is None else argv0
+    if os.path.basename(program) != "flask":
+        return "flask --app wsgi"
+    if os.path.isabs(program):
+        on_path = shutil.which("flask")
+        if on_path and os.path.realpath(on_path) == os.path.realpath(program):
+            return "flask --app wsgi"
+        relative = os.path.relpath(program, cwd or os.getcwd())
+        if not relative.startswith(".."):
+            program = relative
+    return f"{program} --app wsgi"
 
 
 def emit(as_json: bool, data: Any, lines: list[str] | str = "") -> None:

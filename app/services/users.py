@@ -76,6 +76,15 @@ def create_user(session: Session, email: str, password: str, role: str = ROLE_OW
     return user
 
 
+def promote_to_admin(session: Session, user: User, actor: Actor | str = SYSTEM) -> User:
+    """Makes an existing account an active admin (the operator's create-admin for an address that signed up)."""
+    before = {"role": user.role, "active": user.active}
+    user.role, user.active = ROLE_ADMIN, True
+    session.flush()
+    _record_user_change(session, user, actor, before)
+    return user
+
+
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The active user with this email and password, else None. Rehashes when the Argon2 parameters changed."""
     user = find_user(session, email)

@@ -51,3 +51,4 @@ def test_the_privacy_section_names_the_retention_settings_and_the_comparison():
     for text in ("RETENTION_DAYS", "LOG_RETENTION_DAYS", "content deleted on", "Forward Email", "SimpleLogin",
                  "Backups are", "(#privacy)"):
         assert text in (privacy if text != "(#privacy)" else readme), text
+

@@ -3,6 +3,7 @@ SQLite, runs SMTP + worker + dashboard, and stops all of them on Ctrl-C."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from urllib.parse import urlparse
 
 from mailferry.secret_keys import weakness
 from tests.support.net import free_port, wait_port
@@ -93,3 +95,22 @@ def test_a_busy_port_is_one_line_naming_the_setting(tmp_path):
     line = result.stderr.strip().splitlines()[-1]  # after the first run's "wrote a new random SECRET_KEY"
     assert "Traceback" not in result.stderr and line.startswith(f"mailferry: SMTP_LISTEN 127.0.0.1:{port} cannot be used (") and "set SMTP_LISTEN" in line
     assert not (tmp_path / "mailferry.db").exists()  # nothing was started
+
+
+def test_without_redis_url_it_runs_its_own_redis_not_the_one_on_6379(capsys):
+    """A system Redis answers on 6379 here; its database 0 may be another application's."""
+    spec = importlib.util.spec_from_file_location("dev_run", os.path.join(ROOT, "scripts", "dev_run.py"))
+    dev_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev_run)
+    env: dict[str, str] = {}
+    proc = dev_run.start_redis(env)
+    try:
+        assert proc is not None and proc.poll() is None
+        port = urlparse(env["REDIS_URL"]).port
+        assert port != 6379 and env["REDIS_URL"].endswith("/0")
+        assert dev_run.redis_answers(env["REDIS_URL"])
+        assert f"started Redis at {env['REDIS_URL']}" in capsys.readouterr().err
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from app.cli.output import invocation
+from app.services import audit
+from app.services.users import authenticate, create_user
 from app.services.verification import expected_records
-from mailferry.models import Domain
+from mailferry.models import AuditEvent, Domain
 from smtp.routes import Route, build_message
 from tests.app.conftest import HOSTNAME, publish
 from tests.conftest import make_settings
@@ -14,13 +19,32 @@ ADMIN = ["create-admin", "--email", "root@people.test", "--password", "root-pass
 
 def test_create_admin(cli):
     data = cli.json(*ADMIN)
-    assert data == {"id": 1, "email": "root@people.test", "role": "admin"}
-    again = cli.json(*ADMIN, code=1)
-    assert again == {"error": {"code": "exists", "message": "a user with email root@people.test already exists",
-                               "field": "email"}}
+    assert data == {"id": 1, "email": "root@people.test", "role": "admin", "created": True, "password_changed": True}
     plain = cli("create-admin", "--email", "x@people.test", "--password", "short", code=1)
     assert plain.stderr.strip() == "Error: the password needs at least 8 characters"
     assert plain.stdout == ""
+    prompted = cli.runner.invoke(args=["create-admin", "--email", "typed@people.test"],
+                                 input="typed-password\ntyped-password\n")
+    assert prompted.exit_code == 0 and "Created admin typed@people.test" in prompted.stdout
+
+
+def test_create_admin_promotes_an_existing_account_and_keeps_its_password_unless_given(cli, cli_app):
+    with cli_app.extensions["mailferry.db"].session() as s:
+        owner = create_user(s, "signed-up@people.test", "their-password")
+        version = owner.session_version or 0
+    promoted = cli.json("create-admin", "--email", "Signed-Up@people.test")
+    assert promoted == {"id": owner.id, "email": "signed-up@people.test", "role": "admin", "created": False,
+                        "password_changed": False}
+    with cli_app.extensions["mailferry.db"].session() as s:
+        assert authenticate(s, "signed-up@people.test", "their-password").is_admin
+    again = cli("create-admin", "--email", "signed-up@people.test", "--password", "a-new-password")
+    assert "already had an account: it is an admin now; its password was replaced" in again.stdout
+    with cli_app.extensions["mailferry.db"].session() as s:
+        assert authenticate(s, "signed-up@people.test", "their-password") is None
+        user = authenticate(s, "signed-up@people.test", "a-new-password")
+        assert user.is_admin and user.session_version > version  # its old sessions ended
+        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.owner_id == user.id))]
+    assert audit.USER_CHANGED in actions and audit.PASSWORD_CHANGED in actions
 
 
 def test_usage_errors_exit_2(cli):
@@ -193,3 +217,17 @@ def test_control_characters_are_refused_naming_the_field_and_nothing_is_stored(c
     assert cli.json("aliases", "add", "sales@example.test", "a@mail\n.test", code=1)["error"]["field"] == "destinations"
     assert [d["name"] for d in cli.json("domains", "list")] == ["example.test"]
     assert cli.json("aliases", "list") == []
+
+
+def test_hints_name_the_cli_the_way_it_was_run(tmp_path, monkeypatch):
+    checkout = tmp_path / "mailferry"
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    flask = checkout / ".venv" / "bin" / "flask"
+    flask.write_text("")
+    flask.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # the checkout's venv is not on PATH
+    assert invocation(".venv/bin/flask") == ".venv/bin/flask --app wsgi"  # as typed
+    assert invocation(str(flask), cwd=str(checkout)) == ".venv/bin/flask --app wsgi"
+    monkeypatch.setenv("PATH", f"{flask.parent}:/usr/bin:/bin")  # activated venv or the container's flask
+    assert invocation(str(flask), cwd=str(checkout)) == "flask --app wsgi"
+    assert invocation("/somewhere/python3 -m pytest") == "flask --app wsgi"
