@@ -1,13 +1,19 @@
-from flask import Blueprint, jsonify
-from sqlalchemy import text
+"""/healthz: the process answers (liveness, touches nothing). /readyz: it can do its work (readiness)."""
 
-from .extensions import get_db
+from flask import Blueprint, jsonify
+
+from .extensions import get_db, get_redis, get_settings
+from .services.readiness import readiness
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz():
-    with get_db().session() as s:
-        s.execute(text("SELECT 1"))
     return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    report = readiness(get_db(), get_redis(), get_settings().WORKER_HEARTBEAT_MAX_AGE)
+    return jsonify(report.to_dict()), 200 if report.ready else 503

@@ -27,6 +27,7 @@ DMARC_REJECT_ACTIONS = ("reject", "rewrite", "quarantine")
 DMARC_QUARANTINE_ACTIONS = ("quarantine", "reject", "forward")
 SPAM_ACTIONS = ("forward", "quarantine", "reject")
 ENVIRONMENTS = ("production", "development")
+LOG_FORMATS = ("json", "text")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -80,6 +81,13 @@ def parse_duration(raw: str) -> int:
     if not match:
         raise ValueError(f"expected a duration like 30s, 5m, 2h or 5d, got {raw!r}")
     return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_duration_at_least(raw: str, minimum: int) -> int:
+    value = parse_duration(raw)
+    if value < minimum:
+        raise ValueError(f"must be at least {minimum}s, got {value}s")
+    return value
 
 
 def parse_schedule(raw: str) -> tuple[int, ...]:
@@ -213,6 +221,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("REDIS_URL", parse_str, "redis://127.0.0.1:6379/0", "Redis for the RQ job queue, rate limits and circuit breakers."),
     S("RQ_QUEUE", parse_str, "mailferry", "Name of the RQ queue the SMTP server enqueues deliveries on."),
     S("LOG_LEVEL", parse_log_level, "INFO", "DEBUG, INFO, WARNING or ERROR. Logs are one JSON object per line on stderr."),
+    S("LOG_FORMAT", lambda r: parse_choice(r, LOG_FORMATS), "json", "json (one object per line, for log collectors) or text (one readable line per entry with its fields, for a human at a terminal)."),
+    S("WORKER_HEARTBEAT_MAX_AGE", lambda r: parse_duration_at_least(r, 20), "60s", "A delivery worker whose last heartbeat (every 10 s, in Redis) is older than this counts as gone for /readyz and `python worker.py --check`."),
     # inbound
     S("SMTP_LISTEN", parse_listen, "0.0.0.0:25", "host:port the inbound SMTP server listens on."),
     S("SMTP_HOSTNAME", parse_str, "", "Our host name: SMTP banner, EHLO, the MX target domains publish. Empty = this machine's FQDN."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import logging
@@ -14,6 +15,7 @@ import sys
 from mailferry.logs import get_logger, log, setup_logging
 from mailferry.settings import Settings, settings_or_exit
 
+from .check import check
 from .server import InboundServer, bind_socket
 
 logger = get_logger("smtp")
@@ -36,7 +38,7 @@ async def serve(settings: Settings, reuse_port: bool) -> None:
 
 
 def run_one(settings: Settings, reuse_port: bool = False) -> None:
-    setup_logging(settings.LOG_LEVEL)
+    setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     # The spool's writer and dispatcher threads need the GIL back after every database or Redis round trip,
     # several per commit, and the commit is on the way to each 250: with CPython's default 5 ms switch
     # interval a busy event loop made them wait up to 5 ms each time (PostgreSQL accept p99 ~200 ms).
@@ -69,9 +71,17 @@ def run_many(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smtp", description="Mailferry inbound SMTP server")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 0 when the server on SMTP_LISTEN greets with 220, else 1 (healthchecks)")
+    args = parser.parse_args(argv)
     settings = settings_or_exit()
-    setup_logging(settings.LOG_LEVEL)
+    if args.check:
+        ok, line = check(settings)
+        print(line, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+    setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     if settings.SMTP_SERVER_PROCESSES == 1:
         run_one(settings)
         return 0

@@ -152,3 +152,16 @@ def test_the_image_does_not_bake_in_a_secret_or_development_mode():
     assert "SECRET_KEY" not in dockerfile and "MAILFERRY_ENV" not in dockerfile
     with open(os.path.join(ROOT, ".dockerignore"), encoding="utf-8") as f:
         assert ".env" in f.read().split()  # `COPY . .` would put the operator's key into an image layer
+
+
+def test_every_mailferry_service_has_a_healthcheck_of_its_own():
+    services = _compose()["services"]
+    checks = {name: services[name]["healthcheck"]["test"] for name in ("web", "smtp", "worker")}
+    assert checks["smtp"] == ["CMD", "python", "-m", "smtp", "--check"]
+    assert checks["worker"] == ["CMD", "python", "worker.py", "--check"]
+    for name in ("smtp", "worker"):
+        assert_command_exists(checks[name][1:])
+    program, flag, code = checks["web"][1:]
+    assert (program, flag) == ("python", "-c") and "http://127.0.0.1:8000/healthz" in code
+    compile(code, "healthcheck", "exec")
+    assert "0.0.0.0:8000" in " ".join(services["web"]["command"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +21,9 @@ from rq.results import Result
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from mailferry import heartbeats
 from mailferry.logs import log, setup_logging
-from mailferry.queue import DELIVER_JOB
+from mailferry.queue import DELIVER_JOB, make_redis
 from mailferry.settings import Settings, settings_or_exit
 
 from . import context
@@ -145,13 +148,24 @@ def _reconcile_forever(ctx: context.Context, interval: int, stop: threading.Even
         ctx.mx.flush_hits()  # MX cache hits counted since the last flush, if the worker went quiet
 
 
+def _beat_forever(ctx: context.Context, stop: threading.Event) -> None:
+    while True:
+        try:
+            heartbeats.beat(ctx.redis, ctx.worker_id)
+        except RedisError as exc:  # Redis is away: /readyz will say so anyway
+            log(logger, logging.WARNING, "heartbeat failed", error=type(exc).__name__)
+        if stop.wait(heartbeats.BEAT_EVERY):
+            return
+
+
 def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Periodic] = ()) -> None:
-    setup_logging(settings.LOG_LEVEL)
+    setup_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     niceness = os.nice(settings.WORKER_NICE)  # before anything runs: threads and children inherit it
     ctx = context.configure(settings)
+    stop = threading.Event()
+    threading.Thread(target=_beat_forever, args=(ctx, stop), name="heartbeat", daemon=True).start()
     reconcile_once(ctx)
     run_periodic(ctx, periodic)
-    stop = threading.Event()
     thread = threading.Thread(target=_reconcile_forever, args=(ctx, settings.RECONCILE_INTERVAL, stop, periodic),
                               name="reconciler", daemon=True)
     thread.start()
@@ -163,7 +177,15 @@ def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Perio
         _work(ctx, burst)
     finally:
         stop.set()
+        _forget(ctx)
         context.reset()
+
+
+def _forget(ctx: context.Context) -> None:
+    try:
+        heartbeats.forget(ctx.redis, ctx.worker_id)
+    except RedisError:
+        pass  # its beat ages out
 
 
 def _work(ctx: context.Context, burst: bool) -> None:
@@ -188,8 +210,30 @@ def _work(ctx: context.Context, burst: bool) -> None:
             return
 
 
+def check(settings: Settings, host: str | None = None) -> tuple[bool, str]:
+    """For a container healthcheck: has a worker of this host beaten within WORKER_HEARTBEAT_MAX_AGE?"""
+    host = host or socket.gethostname()
+    max_age = settings.WORKER_HEARTBEAT_MAX_AGE
+    try:
+        redis = make_redis(settings.REDIS_URL)
+        beats = [b for b in heartbeats.fresh_beats(redis, max_age) if b.host == host]
+        redis.close()
+    except RedisError as exc:
+        return False, f"Redis at {settings.REDIS_URL} did not answer: {exc}"
+    if not beats:
+        return False, f"no delivery worker on {host} has sent a heartbeat in the last {max_age} s"
+    return True, f"ok: worker {beats[0].worker_id} sent a heartbeat {beats[0].age:.0f} s ago"
+
+
 def main(argv: list[str] | None = None, periodic: Sequence[Periodic] = ()) -> None:
     parser = argparse.ArgumentParser(description="Mailferry delivery worker")
     parser.add_argument("--burst", action="store_true", help="process what is queued, then exit")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 0 when a worker of this host sent a heartbeat lately, else 1 (healthchecks)")
     args = parser.parse_args(argv)
-    run_worker(settings_or_exit(), burst=args.burst, periodic=periodic)
+    settings = settings_or_exit()
+    if args.check:
+        ok, line = check(settings)
+        print(line, file=sys.stdout if ok else sys.stderr)
+        raise SystemExit(0 if ok else 1)
+    run_worker(settings, burst=args.burst, periodic=periodic)
