@@ -12,7 +12,7 @@ import tempfile
 import time
 import traceback
 
-from tests.support.net import free_port
+from harness.net import free_port
 
 from . import report
 from .paths import Loopback, Postfix

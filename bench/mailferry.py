@@ -25,16 +25,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, select, text
 
 from app.services.dkim_keys import generate_key
+from harness.databases import migrate
+from harness.dns_server import DnsServer
+from harness.net import free_port
+from harness.redis_server import RedisServer
+from harness.rspamd_server import RspamdServer
 from mailferry.db import Database
 from mailferry.dkim_keys import SigningKey
 from mailferry.models import ROLE_ADMIN, Alias, Delivery, Domain, Mailbox, Message, User, utcnow
 from mailferry.models.mailbox import BY_ADMIN
 from smtp.delivery.signing import dkim_signature
-from tests.support.databases import migrate
-from tests.support.dns_server import DnsServer
-from tests.support.net import free_port
-from tests.support.redis_server import RedisServer
-from tests.support.rspamd_server import RspamdServer
 
 from . import procs
 from .loadgen import close_all, open_idle

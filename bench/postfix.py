@@ -154,7 +154,7 @@ class PostfixForwarder:
         self.configure()
         self._postfix_tool("postfix", "start")
         self.started = True
-        from tests.support.net import wait_port
+        from harness.net import wait_port
 
         wait_port("127.0.0.1", self.port, 20)
         return self

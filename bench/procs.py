@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from tests.support.net import wait_port
+from harness.net import wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -20,12 +20,12 @@ from datetime import timedelta
 
 from sqlalchemy import event, insert, text
 
+from harness.databases import PostgresDatabase, migrate
+from harness.settings import make_settings
 from mailferry.db import Database
 from mailferry.models import Delivery, DeliveryAttempt, Message, utcnow
 from mailferry.models.message import DELIVERED, DONE, QUEUED
 from mailferry.retention import PAUSE, STEPS, Run, Swept, cutoffs
-from tests.conftest import make_settings
-from tests.support.databases import PostgresDatabase, migrate
 
 RAW = b"From: a@outside.test\r\nTo: hi@owned.test\r\nSubject: bench\r\n\r\n" + b"x" * 1000 + b"\r\n"
 

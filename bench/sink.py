@@ -73,7 +73,7 @@ class CountingSink:
         self._reader: threading.Thread | None = None
 
     def start(self) -> "CountingSink":
-        from tests.support.net import wait_port
+        from harness.net import wait_port
 
         from .procs import python_env
 

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from harness.databases import PostgresDatabase, SqliteTemplate
+from harness.redis_server import RedisServer
+from harness.settings import TEST_SECRET_KEY, make_settings  # noqa: F401  (the fixtures below use them)
 from mailferry.db import Database
 from mailferry.queue import make_redis
-from mailferry.settings import Settings, load_settings
-from tests.support.databases import PostgresDatabase, SqliteTemplate
-from tests.support.redis_server import RedisServer
+from mailferry.settings import Settings
 
 # Hypothesis: "ci" (the default, also `make test`) is bounded and deterministic: the same examples on every run,
 # no example database, no per-example deadline (these tests talk to live servers over sockets). "fuzz" searches
@@ -82,21 +83,6 @@ def redis_conn(redis_url):
     conn.close()
 
 
-# Long enough for the SECRET_KEY rule (mailferry/secret_keys.py); every test process is started with it.
-TEST_SECRET_KEY = "test-secret-key-for-the-suite-only-0123456789abcdef"
-
-
-def make_settings(**overrides) -> Settings:
-    """Settings from defaults plus overrides, never reading os.environ or .env."""
-    env = {"SMTP_HOSTNAME": "mx.mailferry.test", "SECRET_KEY": TEST_SECRET_KEY, "LOG_LEVEL": "DEBUG",
-           "ALLOW_PRIVATE_DESTINATIONS": "true",  # every test MX is a sink on loopback
-           # Hundreds of tests forward to addresses they just made up; the tests of verified destinations
-           # (and the browser end-to-end flow) turn it on, the production default.
-           "REQUIRE_VERIFIED_DESTINATIONS": "false"}
-    env.update({k: str(v) for k, v in overrides.items()})
-    return load_settings(env, env_file=None)
-
-
 @pytest.fixture
 def settings(db_url, redis_url, dns_server) -> Settings:
     """Every test's DNS is the loopback server (empty unless the test publishes records): the inbound checks
@@ -107,7 +93,7 @@ def settings(db_url, redis_url, dns_server) -> Settings:
 
 @pytest.fixture(scope="session")
 def dns_server_session():
-    from tests.support.dns_server import DnsServer
+    from harness.dns_server import DnsServer
 
     server = DnsServer().start()
     yield server
@@ -124,7 +110,7 @@ def dns_server(dns_server_session):
 @pytest.fixture(scope="session")
 def rspamd_server(tmp_path_factory, dns_server_session):
     """One real rspamd per session (fails, never skips, when rspamd is not installed: CI installs it)."""
-    from tests.support.rspamd_server import RspamdServer
+    from harness.rspamd_server import RspamdServer
 
     server = RspamdServer(str(tmp_path_factory.mktemp("rspamd")), dns_nameservers=dns_server_session.nameservers)
     server.start()

@@ -13,6 +13,7 @@ from . import bp
 from .forms import DkimForm, DomainForm, PolicyForm, VerifyForm
 
 
+@bp.get("/domains")  # where the add form posts: a reload or a typed URL gets the page, not 405
 @bp.get("/")
 @login_required
 def index():

@@ -10,8 +10,8 @@ from app.services.dkim_keys import generate_key
 from app.services.domains import add_domain
 from app.services.users import create_user
 from app.services.verification import expected_records
+from harness.settings import make_settings
 from mailferry.models import ROLE_ADMIN
-from tests.conftest import make_settings
 
 SERVER_IP = "127.0.0.25"
 HOSTNAME = "mx.mailferry.test"

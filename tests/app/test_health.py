@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
+from harness.net import free_port
 from mailferry import heartbeats
 from tests.app.web_fixtures import make_web_app
-from tests.support.net import free_port
 
 
 def _get(app, path):

@@ -7,7 +7,7 @@ import os
 import click
 
 from app import create_app
-from tests.conftest import make_settings
+from harness.settings import make_settings
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
 

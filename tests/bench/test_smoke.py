@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from harness.databases import PG_ADMIN_URL
 from tests.conftest import DB_KINDS
-from tests.support.databases import PG_ADMIN_URL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MESSAGES = 20

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from harness.settings import make_settings
 from mailferry.delivery_stats import delivery_stats
 from smtp.routing.breaker import CircuitBreaker
-from tests.conftest import make_settings
 from tests.support.attempts import record_outcomes
 
 RELAYS = json.dumps([{"name": "sendgrid", "host": "smtp.sendgrid.test"}])

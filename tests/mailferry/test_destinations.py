@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.settings import make_settings
 from mailferry.destinations import NOT_AN_ADDRESS, DestinationGuard, DestinationRefused, classify
 from mailferry.dns_lookup import DnsTemporaryError
 from mailferry.resolver import make_resolver
-from tests.conftest import make_settings
 
 REFUSED = [
     ("127.0.0.1", "loopback"), ("127.255.0.9", "loopback"), ("10.0.0.1", "private"), ("172.16.0.1", "private"),

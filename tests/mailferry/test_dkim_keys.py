@@ -6,9 +6,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from app.services.dkim_keys import activate_key, generate_key
+from harness.settings import TEST_SECRET_KEY
 from mailferry.dkim_keys import signing_key
 from mailferry.models import Domain, User
-from tests.conftest import TEST_SECRET_KEY
 
 SECRET = TEST_SECRET_KEY
 

@@ -3,6 +3,7 @@ import time
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from harness.settings import make_settings
 from mailferry.links import (
     CONFIRM_DESTINATION,
     EXPIRED,
@@ -14,7 +15,6 @@ from mailferry.links import (
     make_token,
     read_token,
 )
-from tests.conftest import make_settings
 
 LINK = DestinationLink(7, "nonce-1")
 

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
+from harness.settings import make_settings
 from mailferry.logs import JsonFormatter, TextFormatter
 from mailferry.settings import SettingsError
-from tests.conftest import make_settings
 
 
 def _record(**fields) -> logging.LogRecord:

@@ -1,7 +1,7 @@
 from sqlalchemy import inspect
 
+from harness.databases import downgrade, migrate
 from mailferry.models import Base
-from tests.support.databases import downgrade, migrate
 
 
 def test_migrations_create_every_table_and_go_down_and_up(db):

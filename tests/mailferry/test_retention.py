@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select
 
+from harness.settings import make_settings
 from mailferry.db import Database
 from mailferry.models import BounceEvent, Delivery, DeliveryAttempt, Mailbox, Message, Notification, User
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE, QUARANTINED, QUEUED
@@ -17,7 +18,6 @@ from mailferry.retention import BOUNCE_EVENTS_KEPT, sweep
 from mailferry.settings import SettingsError
 from mailferry.system_mail import SYSTEM_KIND
 from smtp.routes import Route, build_message
-from tests.conftest import make_settings
 
 NOW = datetime(2026, 12, 3, 12, 0, 0)
 SETTINGS = make_settings(RETENTION_DAYS=7, LOG_RETENTION_DAYS=30)

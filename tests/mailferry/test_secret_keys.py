@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import stat
 
+from harness.settings import TEST_SECRET_KEY
 from mailferry.secret_keys import PUBLIC_SECRET_KEYS, key_for_development, weakness
 from mailferry.settings import read_env_file
-from tests.conftest import TEST_SECRET_KEY
 
 PUBLIC_KEY = sorted(PUBLIC_SECRET_KEYS)[0]
 

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
+from harness.settings import TEST_SECRET_KEY, make_settings
 from mailferry.secret_keys import MIN_SECRET_LENGTH, PUBLIC_SECRET_KEYS
 from mailferry.settings import SETTINGS, SettingsError, load_settings
-from tests.conftest import TEST_SECRET_KEY, make_settings
 
 PUBLIC_KEY = sorted(PUBLIC_SECRET_KEYS)[0]
 

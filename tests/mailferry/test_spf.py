@@ -2,9 +2,9 @@
 
 import pytest
 
+from harness.settings import make_settings
 from mailferry.resolver import make_resolver
 from mailferry.spf import SpfEvaluator
-from tests.conftest import make_settings
 
 
 @pytest.fixture

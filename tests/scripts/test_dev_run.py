@@ -15,8 +15,8 @@ import sys
 import urllib.request
 from urllib.parse import urlparse
 
+from harness.net import free_port, wait_port
 from mailferry.secret_keys import weakness
-from tests.support.net import free_port, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness.settings import make_settings
 from mailferry.db import Database
 from mailferry.models import CATCH_ALL, Alias, Domain, User
 from smtp.certs import ensure_self_signed
 from smtp.server import ServerThread
-from tests.conftest import DB_KINDS, make_settings
+from tests.conftest import DB_KINDS
 
 VERIFIED = "alias.test"
 CATCH_ALL_DOMAIN = "catchall.test"

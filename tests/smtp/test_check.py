@@ -7,9 +7,9 @@ import socket
 import subprocess
 import sys
 
+from harness.net import free_port
+from harness.settings import TEST_SECRET_KEY
 from smtp.check import check
-from tests.conftest import TEST_SECRET_KEY
-from tests.support.net import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from harness.settings import make_settings
 from mailferry.models import Message
 from mailferry.queue import get_queue
 from mailferry.secret_keys import PUBLIC_SECRET_KEYS
 from smtp import replies
 from smtp.server import ServerThread
 from smtp.srs import Srs
-from tests.conftest import make_settings
 from tests.smtp.conftest import VERIFIED, RawClient
 from tests.smtp.test_server_session import HEADERS
 

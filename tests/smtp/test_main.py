@@ -12,12 +12,12 @@ import sys
 import pytest
 from sqlalchemy import select
 
+from harness.databases import ROOT
+from harness.net import free_port, wait_port
+from harness.settings import TEST_SECRET_KEY
 from mailferry.models import Message
-from tests.conftest import TEST_SECRET_KEY
 from tests.smtp.conftest import seed_world
 from tests.smtp.test_server_accept import BODY, QUEUED_REPLY
-from tests.support.databases import ROOT
-from tests.support.net import free_port, wait_port
 
 
 def environment(**values) -> dict[str, str]:

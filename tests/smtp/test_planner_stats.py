@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import insert, text
 
+from harness.net import wait_for
 from mailferry.models import Delivery, Message
 from smtp.planner_stats import StatsRefresher
 from smtp.routes import FORWARD, Route, message_rows
 from smtp.spool import new_message_id
-from tests.support.net import wait_for
 
 
 def _queue(db, count: int) -> list[str]:

@@ -8,11 +8,11 @@ import smtplib
 from rq.job import Job
 from sqlalchemy import select
 
+from harness.net import wait_for
 from mailferry.models import Delivery, Message
 from mailferry.models.message import PENDING, QUEUED
 from mailferry.queue import DELIVER_JOB, job_id_for
 from smtp.routes import FORWARD
-from tests.support.net import wait_for
 
 BODY = b"From: sender@example.org\r\nTo: john@alias.test\r\nSubject: hello\r\nMessage-ID: <m1@example.org>\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\nHi.\r\n"
 QUEUED_REPLY = re.compile(rb"^2\.0\.0 Ok: queued as ([A-Z2-7]{16})$")

@@ -11,12 +11,12 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select, text
 
+from harness.net import wait_for
 from mailferry.models import Message
 from mailferry.queue import get_queue, job_id_for, reconcile
 from smtp import replies
 from tests.smtp.test_server_accept import BODY, QUEUED_REPLY
 from tests.smtp.test_server_session import data, session
-from tests.support.net import wait_for
 
 
 def message_ids(db) -> list[str]:
@@ -129,10 +129,10 @@ def test_concurrent_sessions_are_all_committed(server, db):
 
 @pytest.mark.parametrize("mail_from", ["<>", "<s@example.org>"])
 def test_srs_bounce_is_accepted_and_routed_back(world, start_server, raw_client, db, mail_from):
+    from harness.settings import make_settings
     from mailferry.models import Delivery
     from smtp.routes import SRS_RETURN
     from smtp.srs import Srs
-    from tests.conftest import make_settings
 
     address = start_server()
     srs_address = Srs(make_settings().srs_secret).forward("orig+x/y@example.org", "alias.test")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from harness.net import wait_for
 from mailferry.models import Delivery, Message
 from mailferry.queue import get_queue
 from smtp import replies
 from tests.smtp.test_server_session import HEADERS, data, message_count, session
-from tests.support.net import wait_for
 
 LONG_LABEL = "a" * 64
 LONG_DOMAIN = ".".join(["b" * 63] * 4) + ".alias.test"  # 263 octets, every label legal

@@ -8,12 +8,12 @@ import time
 
 from sqlalchemy import func, insert, select, text
 
+from harness.net import wait_for
 from mailferry.models import Delivery, Message
 from smtp.delivery.lease import claim_many
 from smtp.routes import message_rows
 from smtp.spool import Spooler, _stamp, new_message_id
 from tests.smtp.test_server_accept import BODY, QUEUED_REPLY
-from tests.support.net import wait_for
 
 SESSIONS = 12
 

@@ -10,10 +10,10 @@ import sys
 
 from cryptography import x509
 
+from harness.databases import ROOT
 from mailferry.models import Message
 from smtp.certs import ensure_self_signed
 from tests.smtp.test_server_accept import BODY, QUEUED_REPLY
-from tests.support.databases import ROOT
 
 
 def test_ensure_self_signed_writes_once_for_the_hostname(tmp_path):

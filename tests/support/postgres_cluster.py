@@ -13,7 +13,7 @@ import tempfile
 
 from sqlalchemy import create_engine, text
 
-from .net import free_port
+from harness.net import free_port
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 

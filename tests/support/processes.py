@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from .databases import ROOT
+from harness.databases import ROOT
 
 
 class ServiceProcess:

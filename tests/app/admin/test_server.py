@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from app.services.server_records import HELO_SPF, THIS_SERVER, server_records
+from harness.settings import make_settings
 from tests.app.conftest import HOSTNAME, SERVER_IP
 from tests.app.web_fixtures import Browser, make_web_app
-from tests.conftest import make_settings
 
 
 def test_records_for_the_configured_addresses():

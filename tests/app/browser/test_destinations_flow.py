@@ -14,14 +14,14 @@ import smtplib
 from playwright.sync_api import expect
 
 from app.services.verification import expected_records
+from harness.net import wait_for
+from harness.settings import make_settings
 from mailferry.models import Domain
 from tests.app.browser.conftest import ARTIFACTS
 from tests.app.browser.test_end_to_end import confirm_in, env, internet, stack, web_port  # noqa: F401  (fixtures)
 from tests.app.conftest import publish
 from tests.app.destinations.helpers import link_in
-from tests.conftest import make_settings
 from tests.smtp.delivery.conftest import ORIGINAL
-from tests.support.net import wait_for
 
 
 def rcpt(address: tuple[str, int], recipient: str) -> tuple[int, bytes]:

@@ -17,14 +17,14 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from app.services.verification import expected_records
+from harness.net import free_port, wait_for
+from harness.settings import TEST_SECRET_KEY, make_settings
 from mailferry.models import Domain
 from smtp.server import ServerThread
 from tests.app.conftest import SERVER_IP, publish
 from tests.app.destinations.helpers import link_in
 from tests.app.web_fixtures import make_web_app
-from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.smtp.delivery.conftest import ORIGINAL, Internet, WorkerProcess
-from tests.support.net import free_port, wait_for
 
 
 @pytest.fixture

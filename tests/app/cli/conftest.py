@@ -3,8 +3,8 @@ import json
 import pytest
 
 from app import create_app
+from harness.settings import make_settings
 from tests.app.conftest import HOSTNAME, SERVER_IP
-from tests.conftest import make_settings
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from app.cli.output import invocation
 from app.services import audit
 from app.services.users import authenticate, create_user
 from app.services.verification import expected_records
+from harness.net import free_port
+from harness.settings import make_settings
 from mailferry.models import AuditEvent, Domain
 from smtp.routes import Route, build_message
 from tests.app.conftest import HOSTNAME, publish
-from tests.conftest import make_settings
-from tests.support.net import free_port
 
 ADMIN = ["create-admin", "--email", "root@people.test", "--password", "root-password"]
 

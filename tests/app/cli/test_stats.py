@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from app import create_app
+from harness.settings import make_settings
 from tests.app.conftest import HOSTNAME
-from tests.conftest import make_settings
 from tests.support.attempts import record_outcomes
 
 

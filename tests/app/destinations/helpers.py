@@ -8,8 +8,8 @@ from email.policy import default as default_policy
 
 from sqlalchemy import select
 
+from harness.settings import make_settings
 from mailferry.models import Mailbox, Message, User
-from tests.conftest import make_settings
 
 LINK = re.compile(r"https?://\S+/destinations/(?:confirm|reenable)/(\S+)")
 

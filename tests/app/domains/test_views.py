@@ -187,3 +187,10 @@ def test_copy_buttons_name_what_they_copy(owner_browser, owner_domain):
     buttons = re.findall(r'<button type="button" class="copy" data-copy="([^"]*)"\s+aria-label="([^"]+)"', html)
     assert len(buttons) >= 4 and all(label.startswith("Copy ") for _, label in buttons)
     assert "Copy _mailferry.owned.test" in {label for _, label in buttons}
+
+
+def test_get_domains_is_the_domains_page_and_links_stay_on_the_root(owner_browser, owner_domain, browser):
+    page = owner_browser.get("/domains")
+    assert page.status_code == 200 and "owned.test" in page.get_data(as_text=True)
+    assert 'href="/"' in page.get_data(as_text=True)  # url_for('domains.index') is still /
+    assert browser.get("/domains").status_code == 302  # signed out: to the login, like /

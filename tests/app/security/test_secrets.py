@@ -11,11 +11,11 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from harness.settings import make_settings
 from mailferry.crypto import decrypt
 from mailferry.models import ApiToken, DkimKey, Domain
 from tests.app.conftest import HOSTNAME, SERVER_IP
 from tests.app.web_fixtures import Browser, api_for
-from tests.conftest import make_settings
 
 RELAYS = [{"name": "backup", "host": "relay2.example.test", "port": 587, "user": "backup-user",
            "password": "relay2-password-Kx4vQ"}]

@@ -11,10 +11,10 @@ from app import create_app
 from app.services.dkim_keys import activate_key, generate_key
 from app.services.dkim_reminders import send_rotation_reminders
 from app.services.domains import add_domain
+from harness.settings import make_settings
 from mailferry.models import DkimKey
 from mailferry.models.notification import DKIM_ROTATION
 from tests.app.services.notices import dispatched, notices
-from tests.conftest import make_settings
 
 NAME = "example.test"
 SHOW = os.path.join(os.path.dirname(__file__), "..", "..", "..", "app", "templates", "domains", "show.html")

@@ -15,6 +15,7 @@ from app.services import mailboxes
 from app.services.aliases import add_alias, update_alias
 from app.services.domains import add_domain
 from app.services.errors import FORBIDDEN, INVALID, NOT_FOUND, ServiceError
+from harness.settings import make_settings
 from mailferry.links import (
     CONFIRM_DESTINATION,
     EXPIRED,
@@ -32,7 +33,6 @@ from mailferry.models.message import DEFERRED
 from mailferry.queue import job_id_for
 from tests.app.destinations.helpers import kind_of, mailbox, system_mail_to, token_in, verified_settings
 from tests.app.web_fixtures import seed_message
-from tests.conftest import make_settings
 
 
 @pytest.fixture

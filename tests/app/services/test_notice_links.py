@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app import create_app
 from app.services import notice_links
-from tests.conftest import make_settings
+from harness.settings import make_settings
 
 
 def test_each_link_is_a_dashboard_route(tmp_path):

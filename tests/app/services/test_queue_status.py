@@ -1,12 +1,12 @@
 from datetime import timedelta
 
 from app.services.queue_status import queue_status
+from harness.net import free_port
+from harness.settings import make_settings
 from mailferry.models import Message, utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue
 from smtp.routes import Route, build_message
-from tests.conftest import make_settings
-from tests.support.net import free_port
 
 RAW = b"From: a@sender.test\r\nSubject: hi\r\n\r\nbody\r\n"
 

@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from app.services.dkim_keys import generate_key, txt_record
+from harness.databases import migrate
+from harness.net import free_port, wait_port
+from harness.settings import TEST_SECRET_KEY, make_settings
 from mailferry.db import Database
 from mailferry.destinations import DestinationGuard
 from mailferry.models import Alias, Domain, User
@@ -21,12 +24,9 @@ from smtp.delivery.dsn import new_message_id
 from smtp.delivery.transport import DirectTransport
 from smtp.routes import FORWARD, Route, build_message
 from smtp.server import ServerThread
-from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.relays import RelayCA, RelayServer
 from tests.smtp.delivery.sink import SMTP_SINK, CommandLog, PostfixSink, Sink
-from tests.support.databases import migrate
-from tests.support.net import free_port, wait_port
 from tests.support.postgres_cluster import PostgresCluster, postgres_bin
 from tests.support.processes import Launcher, ServiceProcess
 

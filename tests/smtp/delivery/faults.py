@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from harness.net import wait_for
 from mailferry.models import Delivery, Message
 from mailferry.models.message import DONE
 from tests.smtp.delivery.sink import Sink
 from tests.smtp.test_server_accept import QUEUED_REPLY
-from tests.support.net import wait_for
 
 
 def new_token() -> str:

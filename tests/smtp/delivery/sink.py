@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from aiosmtpd.controller import Controller
 
-from tests.support.net import wait_port
+from harness.net import wait_port
 
 
 @dataclass(frozen=True)

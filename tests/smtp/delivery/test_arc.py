@@ -6,6 +6,7 @@ import dkim
 import pytest
 from sqlalchemy import select
 
+from harness.settings import make_settings
 from mailferry.crypto import decrypt
 from mailferry.dkim_keys import SigningKey
 from mailferry.models import DkimKey
@@ -15,7 +16,6 @@ from smtp.delivery.arc import arc_set
 from smtp.delivery.job import run
 from smtp.delivery.signing import dkim_signature
 from smtp.inbound.authentication import Authenticator
-from tests.conftest import make_settings
 from tests.smtp.delivery.arc_keys import Dns, new_key, publish
 from tests.smtp.delivery.conftest import ORIGINAL
 from tests.smtp.delivery.helpers import dkim_verifies

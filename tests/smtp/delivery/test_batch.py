@@ -11,6 +11,8 @@ from datetime import timedelta
 from rq.job import Job
 from sqlalchemy import func, select, update
 
+from harness.net import wait_for
+from harness.settings import make_settings
 from mailferry.models import Alias, DailyStat, Delivery, Message, utcnow
 from mailferry.models.message import DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue, job_id_for, make_redis
@@ -18,10 +20,8 @@ from smtp.delivery import context, job
 from smtp.delivery.batch import take_waiting
 from smtp.delivery.lease import claim
 from smtp.delivery.recovery import recover
-from tests.conftest import make_settings
 from tests.smtp.delivery.helpers import attempts, deliveries, message
 from tests.smtp.delivery.sink import SinkHandler
-from tests.support.net import wait_for
 
 
 class CommitWatcher(SinkHandler):

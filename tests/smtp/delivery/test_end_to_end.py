@@ -9,10 +9,10 @@ import smtplib
 
 import pytest
 
+from harness.net import wait_for
 from smtp.srs import Srs
 from tests.smtp.delivery.conftest import ORIGINAL
 from tests.smtp.delivery.helpers import dkim_verifies
-from tests.support.net import wait_for
 
 server = pytest.importorskip("smtp.server")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 
+from harness.net import wait_for
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED
 from smtp.delivery.runner import HEARTBEAT_EVERY
 from tests.smtp.delivery.faults import Mailbag, assert_each_accepted_delivered_once, copies, wait_all_final
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids
-from tests.support.net import wait_for
 
 
 def test_worker_killed_after_the_destination_took_it_delivers_again_at_most_once_more(world, internet, db,

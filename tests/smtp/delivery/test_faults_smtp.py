@@ -10,9 +10,9 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
+from harness.net import wait_for
 from tests.smtp.conftest import RawClient
 from tests.smtp.delivery.faults import Mailbag, assert_each_accepted_delivered_once, body, new_token, wait_all_final
-from tests.support.net import wait_for
 
 
 @pytest.fixture

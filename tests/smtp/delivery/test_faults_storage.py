@@ -10,12 +10,13 @@ import time
 
 import pytest
 
+from harness.net import wait_for
+from harness.settings import make_settings
 from mailferry.db import Database
 from smtp import replies
-from tests.conftest import DB_KINDS, make_settings
+from tests.conftest import DB_KINDS
 from tests.smtp.delivery.conftest import SmtpProcess, WorkerProcess, World, service_env
 from tests.smtp.delivery.faults import Mailbag, assert_each_accepted_delivered_once
-from tests.support.net import wait_for
 from tests.support.processes import Launcher
 
 OUTAGE = 30.0  # seconds, as issue 13 asks

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.net import wait_for
 from mailferry.models.message import DELIVERED, DONE
 from tests.smtp.delivery.helpers import deliveries, message
 from tests.smtp.inbound.conftest import message_count
-from tests.support.net import wait_for
 
 FROM = b"From: Alice <alice@sender.test>\r\n"
 TO = b"To: hello@alias.test\r\n"

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import pytest
 
+from harness.net import wait_for
 from mailferry.destinations import DestinationGuard
 from mailferry.models.message import DEFERRED, DELIVERED
 from mailferry.queue import enqueue_messages, get_queue, make_redis
@@ -29,7 +30,6 @@ from tests.smtp.delivery.conftest import ROOT
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids
 from tests.smtp.delivery.relays import primary_env
 from tests.smtp.delivery.sink import Refuser
-from tests.support.net import wait_for
 
 PRIVATE_MX = ["10.0.0.1", "169.254.169.254", "::1", "127.0.0.1", "::ffff:127.0.0.1", "100.64.0.1"]
 PUBLIC_IP = "1.2.3.4"  # never really reached: Nat lands it on a loopback sink

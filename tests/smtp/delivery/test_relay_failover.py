@@ -7,6 +7,7 @@ import time
 
 from sqlalchemy import select
 
+from harness.net import free_port, wait_for
 from mailferry.models import Base
 from mailferry.models.message import DEFERRED, DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue, make_redis
@@ -14,7 +15,6 @@ from smtp.delivery.job import run
 from smtp.routing.breaker import CLOSED, OPEN
 from tests.smtp.delivery.helpers import attempts, deliveries, message
 from tests.smtp.delivery.relays import PASSWORD, primary_env, relays_env
-from tests.support.net import free_port, wait_for
 
 
 def test_a_dead_relay_fails_over_to_the_next(configure, world, relay_server, db):

@@ -7,13 +7,13 @@ import asyncio
 import threading
 from datetime import timedelta
 
+from harness.net import wait_for
 from mailferry.models import utcnow
 from mailferry.models.message import DEFERRED, DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue, make_redis
 from smtp.delivery.job import run
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids, message
 from tests.smtp.delivery.sink import SinkHandler
-from tests.support.net import wait_for
 
 
 class SlowHandler(SinkHandler):

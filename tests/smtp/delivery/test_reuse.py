@@ -8,13 +8,13 @@ import time
 
 import pytest
 
+from harness.net import wait_for
+from harness.settings import make_settings
 from mailferry.models.message import DELIVERED, DONE
 from smtp.delivery import context
 from smtp.delivery.job import run
-from tests.conftest import make_settings
 from tests.smtp.delivery.helpers import attempts, deliveries, message
 from tests.smtp.delivery.sink import CommandLog
-from tests.support.net import wait_for
 
 
 def _setup(world, internet):

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine, event, func, select, update
 
+from harness.settings import make_settings
 from mailferry.models import Alias, DailyStat, Delivery, Message, utcnow
 from mailferry.models.message import BOUNCED, DEFERRED, DELIVERED, DONE, PENDING, QUEUED
 from mailferry.queue import enqueue_messages, job_id_for
@@ -23,7 +24,6 @@ from smtp.delivery.record import Attempt
 from smtp.delivery.senders import Snapshot
 from smtp.delivery.settle import Settled, counted, record_delivered, settle
 from smtp.delivery.tally import Tally
-from tests.conftest import make_settings
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids, message
 
 OWNER = "worker-under-test"

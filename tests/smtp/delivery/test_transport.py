@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.net import wait_for
 from smtp.delivery import transport as transport_module
 from smtp.delivery.exchange import Transaction, dot_stuffed
 from smtp.delivery.mx import MxHost
-from tests.support.net import wait_for
 
 MX = [MxHost(10, "mx.dest.test", ("127.0.0.2",))]
 

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 
+from harness.net import wait_for
 from mailferry.models.message import DEFERRED, DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue, make_redis
 from tests.smtp.delivery.conftest import ROOT
 from tests.smtp.delivery.helpers import attempts, deliveries, message
-from tests.support.net import wait_for
 
 
 def _enqueue(env, *message_ids):

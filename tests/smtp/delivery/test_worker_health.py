@@ -9,11 +9,11 @@ import subprocess
 import sys
 import time
 
+from harness.net import free_port, wait_for
+from harness.settings import make_settings
 from mailferry import heartbeats
 from smtp.delivery.runner import check
-from tests.conftest import make_settings
 from tests.smtp.delivery.conftest import ROOT
-from tests.support.net import free_port, wait_for
 
 
 def _check_command(env) -> subprocess.CompletedProcess:

@@ -13,11 +13,11 @@ import dkim
 import pytest
 from sqlalchemy import func, select, update
 
+from harness.settings import make_settings
 from mailferry.dkim_keys import SigningKey
 from mailferry.models import Delivery, Domain, Message
 from mailferry.resolver import make_resolver
 from smtp.server import ServerThread
-from tests.conftest import make_settings
 from tests.smtp.delivery import conftest as delivery
 from tests.smtp.delivery.arc_keys import Dns, new_key, publish
 

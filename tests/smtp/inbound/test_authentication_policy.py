@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.settings import make_settings
 from mailferry.resolver import make_resolver
 from smtp.inbound.authentication import Authenticator, parse_dmarc
-from tests.conftest import make_settings
 
 
 def message(from_address: str) -> bytes:

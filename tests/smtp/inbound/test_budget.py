@@ -7,10 +7,10 @@ import time
 import dns.exception
 import pytest
 
+from harness.settings import make_settings
 from mailferry.dns_lookup import txt_records
 from mailferry.resolver import make_resolver
 from smtp.inbound.budget import BudgetResolver, CachedDns
-from tests.conftest import make_settings
 
 
 @pytest.fixture

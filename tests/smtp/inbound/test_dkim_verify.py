@@ -18,12 +18,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
+from harness.settings import make_settings
 from mailferry.dkim_keys import SigningKey
 from mailferry.resolver import make_resolver
 from smtp.delivery.signing import dkim_signature
 from smtp.inbound import dkim_verify
 from smtp.inbound.authentication import _TxtLookup
-from tests.conftest import make_settings
 
 MESSAGE = (b"From: Alice <alice@sender.test>\r\nTo: hello@alias.test,\r\n  \tbob@alias.test\r\n"
            b"Subject: a folded\r\n   subject   line\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n"

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
+from harness.settings import make_settings
 from mailferry.models.message import BOUNCED
 from smtp.delivery import context
 from smtp.delivery.job import run
-from tests.conftest import make_settings
 from tests.smtp.delivery.helpers import deliveries, dsn_ids
 from tests.smtp.inbound.conftest import DEST_DOMAIN, compose, send, stored
 

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
+from harness.net import free_port, wait_port
 from tests.smtp.conftest import RawClient
 from tests.smtp.inbound.conftest import ALIAS_DOMAIN, compose, send
 from tests.smtp.test_main import environment
-from tests.support.net import free_port, wait_port
 
 SENDER = "alice@limits-example.com"
 

@@ -12,13 +12,13 @@ import smtplib
 import pytest
 from sqlalchemy import select
 
+from harness.settings import make_settings
 from mailferry.models import Domain, Message
 from smtp.delivery import context
 from smtp.delivery.job import run
 from smtp.delivery.signing import dkim_signature
 from smtp.inbound.spam import RspamdClient
 from smtp.server import ServerThread
-from tests.conftest import make_settings
 from tests.smtp.delivery.arc_keys import new_key, publish
 from tests.smtp.delivery.conftest import World, env, internet  # noqa: F401  (fixtures)
 

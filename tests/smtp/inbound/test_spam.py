@@ -1,4 +1,4 @@
-"""smtp/inbound/spam.py against a real rspamd (tests/support/rspamd_server.py) and against servers that misbehave."""
+"""smtp/inbound/spam.py against a real rspamd (harness/rspamd_server.py) and against servers that misbehave."""
 
 from __future__ import annotations
 

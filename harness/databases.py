@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from mailferry.models import Base
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG_ADMIN_URL = os.environ.get("MAILFERRY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
