@@ -13,7 +13,7 @@ RUN pip install -r requirements.txt
 
 COPY . .
 RUN useradd --system --home-dir /srv/mailferry mailferry \
-    && mkdir -p var && chown -R mailferry var
+    && mkdir -p var tls && chown -R mailferry var tls
 USER mailferry
 
 # The SMTP server listens on 2525 inside the container (no root needed); compose publishes it as 25.

@@ -12,7 +12,7 @@ import yaml
 from mailferry.settings import SETTINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVICES = {"postgres", "redis", "rspamd", "migrate", "web", "smtp", "worker"}
+SERVICES = {"postgres", "redis", "rspamd", "tls", "migrate", "web", "smtp", "worker"}
 IMAGES = {"postgres", "redis", "rspamd"}  # upstream images; every other service is Mailferry
 
 
@@ -165,3 +165,51 @@ def test_every_mailferry_service_has_a_healthcheck_of_its_own():
     assert (program, flag) == ("python", "-c") and "http://127.0.0.1:8000/healthz" in code
     compile(code, "healthcheck", "exec")
     assert "0.0.0.0:8000" in " ".join(services["web"]["command"])
+
+
+def test_smtp_offers_starttls_with_the_certificate_the_tls_service_leaves_in_the_volume():
+    compose = _compose()
+    services = compose["services"]
+    tls, smtp = services["tls"], services["smtp"]
+    assert tls["command"][:3] == ["python", "-m", "smtp.certs"] and tls["restart"] == "no"
+    cert, key = tls["command"][3:5]
+    assert smtp["environment"]["SMTP_TLS_CERT"] == cert and smtp["environment"]["SMTP_TLS_KEY"] == key
+    assert smtp["depends_on"]["tls"]["condition"] == "service_completed_successfully"
+    mount = "${TLS_SOURCE:-tls}:/srv/mailferry/tls"
+    assert mount in tls["volumes"] and f"{mount}:ro" in smtp["volumes"] and "tls" in compose["volumes"]
+    assert all(path.startswith("/srv/mailferry/tls/") for path in (cert, key))
+    # the merge of the shared environment is kept: the smtp service still gets the database, Redis and the key
+    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "RSPAMD_URL"} <= set(smtp["environment"])
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        assert re.search(r"mkdir -p var tls && chown -R mailferry var tls", f.read())  # the volume is ours to write
+
+
+def test_several_workers_run_by_default():
+    assert _compose()["services"]["worker"]["deploy"]["replicas"] >= 2
+
+
+def test_the_self_signed_certificate_command_writes_a_pair_and_keeps_an_existing_one(tmp_path):
+    import subprocess
+    import sys
+
+    cert, key = str(tmp_path / "tls" / "cert.pem"), str(tmp_path / "tls" / "key.pem")
+    first = subprocess.run([sys.executable, "-m", "smtp.certs", cert, key, "mx.example.test"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and first.stdout.startswith("wrote"), first.stderr
+    again = subprocess.run([sys.executable, "-m", "smtp.certs", cert, key, "mx.example.test"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout.startswith("kept existing")
+
+
+def test_the_deploy_guide_names_only_real_settings_and_compose_variables():
+    with open(os.path.join(ROOT, "deploy", "README.md"), encoding="utf-8") as f:
+        guide = f.read()
+    known = {s.name for s in SETTINGS}
+    named = set(re.findall(r"`([A-Z][A-Z0-9_]{3,})`", guide)) | set(re.findall(r"^\s*([A-Z][A-Z0-9_]+)=", guide, re.M))
+    with open(os.path.join(ROOT, "docker-compose.yml"), encoding="utf-8") as f:
+        compose_variables = set(re.findall(r"\$\{([A-Z_]+)", f.read()))
+    unknown = named - known - compose_variables
+    assert not unknown, unknown
+    for topic in ("PTR", "Outbound port 25", "TRUSTED_PROXIES", "SESSION_COOKIE_SECURE", "pg_dump",
+                  "alembic upgrade head", "--scale worker", "X-Forwarded-For"):
+        assert topic in guide, topic
