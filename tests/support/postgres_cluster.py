@@ -26,9 +26,10 @@ def postgres_bin() -> str | None:
 
 
 class PostgresCluster:
-    def __init__(self, bindir: str):
+    def __init__(self, bindir: str, host: str = "127.0.0.1"):
         self.bindir = bindir
-        self.port = free_port()
+        self.host = host  # where clients connect; it also listens on loopback
+        self.port = free_port(host)
         self.user = "postgres" if os.geteuid() == 0 else None
         self.workdir = tempfile.mkdtemp(prefix="mf-pg-")  # not under pytest's root-only tmp dir
         self.datadir = os.path.join(self.workdir, "data")
@@ -36,9 +37,12 @@ class PostgresCluster:
             entry = pwd.getpwnam(self.user)
             os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+        if host != "127.0.0.1":  # clients in the test's own network namespaces, on subnets of this machine
+            with open(os.path.join(self.datadir, "pg_hba.conf"), "a", encoding="utf-8") as hba:
+                hba.write("host all all samenet trust\n")
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def _run(self, tool: str, *args: str) -> None:
         command = [os.path.join(self.bindir, tool), *args]
@@ -47,7 +51,8 @@ class PostgresCluster:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
 
     def start(self) -> None:
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off"
+        listen = ",".join(dict.fromkeys(("127.0.0.1", self.host)))
+        options = (f"-p {self.port} -c listen_addresses={listen} -k {self.workdir} -c fsync=off"
                    " -c max_connections=100")
         self._run("pg_ctl", "-D", self.datadir, "-o", options, "-l", os.path.join(self.workdir, "log"),
                   "-w", "-t", "60", "start")

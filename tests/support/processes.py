@@ -13,15 +13,16 @@ from harness.databases import ROOT
 class ServiceProcess:
     """`python ARGS...` run from the project root with `env` over os.environ, output appended to `log_path`."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: str):
+    def __init__(self, args: list[str], env: dict[str, str], log_path: str, prefix: tuple[str, ...] = ()):
         self.args = args
+        self.prefix = prefix  # e.g. `ip netns exec NAME`: where the process runs
         self.env = {**os.environ, **env}
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ServiceProcess":
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, *self.args], cwd=ROOT, env=self.env, stdout=log,
+        self.proc = subprocess.Popen([*self.prefix, sys.executable, *self.args], cwd=ROOT, env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self

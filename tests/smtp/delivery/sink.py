@@ -70,6 +70,26 @@ class SinkHandler:
         return reply
 
 
+class SlowHandler(SinkHandler):
+    """Holds every DATA for `delay` seconds and remembers how many were in progress at once."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay, self.active, self.peak = delay, 0, 0
+        self.counter = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.counter:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            with self.counter:
+                self.active -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+
 class CommandLog(SinkHandler):
     """A sink handler that offers PIPELINING and logs the commands that reach it (a received message as "DATA";
     aiosmtpd answers commands out of sequence, such as an RCPT without a MAIL, itself)."""

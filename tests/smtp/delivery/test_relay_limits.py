@@ -3,8 +3,6 @@ little (off the retry schedule), never failed."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import timedelta
 
 from harness.net import wait_for
@@ -13,27 +11,7 @@ from mailferry.models.message import DEFERRED, DELIVERED, DONE
 from mailferry.queue import enqueue_messages, get_queue, make_redis
 from smtp.delivery.job import run
 from tests.smtp.delivery.helpers import attempts, deliveries, dsn_ids, message
-from tests.smtp.delivery.sink import SinkHandler
-
-
-class SlowHandler(SinkHandler):
-    """Holds every DATA for `delay` seconds and remembers how many were in progress at once."""
-
-    def __init__(self, delay: float):
-        super().__init__()
-        self.delay, self.active, self.peak = delay, 0, 0
-        self.counter = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.counter:
-            self.active += 1
-            self.peak = max(self.peak, self.active)
-        try:
-            await asyncio.sleep(self.delay)
-        finally:
-            with self.counter:
-                self.active -= 1
-        return await super().handle_DATA(server, session, envelope)
+from tests.smtp.delivery.sink import SlowHandler
 
 
 def test_the_connection_limit_holds_across_two_worker_processes(world, internet, db, workers, env):
