@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
 from app.extensions import actor, get_db, get_settings
-from app.services import aliases, domains, mailboxes
+from app.services import aliases, deletion, domains, mailboxes
 from app.services.errors import ServiceError
 from app.web import apply_error
 
@@ -99,6 +99,14 @@ def toggle(alias_id: int):
         aliases.update_alias(s, alias, actor(), enabled=not alias.enabled)
         flash(f"{alias.address} {'enabled' if alias.enabled else 'disabled'}.")
         return redirect(url_for("aliases.index", domain_id=alias.domain_id))
+
+
+@bp.get("/aliases/<int:alias_id>/delete")
+@login_required
+def confirm_delete(alias_id: int):
+    with get_db().session() as s:
+        alias = aliases.get_alias(s, alias_id, actor())
+        return render_template("aliases/delete.html", alias=alias, impact=deletion.alias_deletion(s, alias))
 
 
 @bp.post("/aliases/<int:alias_id>/delete")

@@ -12,6 +12,10 @@ class DomainForm(FlaskForm):
     owner = StringField("Owner's email (admins; empty = you)", validators=[Optional(), Length(max=320)])
 
 
+class DeleteDomainForm(FlaskForm):
+    confirm_name = StringField("Type the domain's name to confirm", validators=[Length(max=253)])
+
+
 class VerifyForm(FlaskForm):
     force = BooleanField("Force verified (admin): accept mail even if the checks fail")
 

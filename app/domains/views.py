@@ -4,13 +4,13 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import login_required
 
 from app.extensions import actor, get_db, get_settings
-from app.services import dkim_access, dkim_keys, domain_policy, domains, quarantine, users, verification
+from app.services import deletion, dkim_access, dkim_keys, domain_policy, domains, quarantine, users, verification
 from app.services.errors import ServiceError
 from app.web import apply_error
 from mailferry.models import User
 
 from . import bp
-from .forms import DkimForm, DomainForm, PolicyForm, VerifyForm
+from .forms import DeleteDomainForm, DkimForm, DomainForm, PolicyForm, VerifyForm
 
 
 @bp.get("/domains")  # where the add form posts: a reload or a typed URL gets the page, not 405
@@ -126,12 +126,29 @@ def activate_key(domain_id: int, key_id: int):
     return redirect(url_for("domains.show", domain_id=domain_id, _anchor="dkim"))
 
 
+@bp.get("/domains/<int:domain_id>/delete")
+@login_required
+def confirm_delete(domain_id: int):
+    return _confirm_delete(domain_id, DeleteDomainForm())
+
+
+def _confirm_delete(domain_id: int, form: DeleteDomainForm, status: int = 200):
+    with get_db().session() as s:
+        domain = domains.get_domain(s, domain_id, actor())
+        impact = deletion.domain_deletion(s, domain)
+        return render_template("domains/delete.html", domain=domain, impact=impact, form=form), status
+
+
 @bp.post("/domains/<int:domain_id>/delete")
 @login_required
 def delete(domain_id: int):
+    form = DeleteDomainForm()
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, actor())
         name = domain.name
+        if not form.validate_on_submit() or (form.confirm_name.data or "").strip().lower().rstrip(".") != name:
+            form.confirm_name.errors = [f"type {name} to delete it"]
+            return _confirm_delete(domain_id, form, 400)
         domains.delete_domain(s, domain, actor())
     flash(f"{name} deleted.")
     return redirect(url_for("domains.index"))

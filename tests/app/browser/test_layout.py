@@ -12,6 +12,7 @@ import time
 import pyotp
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 
 from app.services import two_factor
 from app.services.aliases import add_alias
@@ -19,7 +20,7 @@ from app.services.dkim_keys import generate_key
 from app.services.domains import add_domain
 from app.services.users import create_user
 from mailferry.links import CONFIRM_DESTINATION, DestinationLink, make_token
-from mailferry.models import Delivery, Mailbox, Message, User
+from mailferry.models import Delivery, Domain, Mailbox, Message, User
 from mailferry.models.message import BOUNCED, DONE
 from tests.app.web_fixtures import make_web_app, seed_message, seed_quarantined
 
@@ -38,6 +39,8 @@ def _owner_pages(w: dict) -> dict[str, str]:
         "domains.show": f"/domains/{w['domain_id']}",
         "aliases.index": f"/domains/{w['domain_id']}/aliases",
         "aliases.edit": f"/aliases/{w['alias_id']}/edit",
+        "aliases.confirm_delete": f"/aliases/{w['alias_id']}/delete",
+        "domains.confirm_delete": f"/domains/{w['domain_id']}/delete",
         "messages.index": f"/domains/{w['domain_id']}/messages",
         "messages.show": f"/messages/{w['message_id']}",
         "quarantine.index": f"/domains/{w['domain_id']}/quarantine",
@@ -163,3 +166,21 @@ def test_every_page_fits(live_server, page, shot, world, web_settings, width):
     assert not problems, "\n".join(problems)
     unvisited = _get_pages(make_web_app(web_settings)) - visited
     assert not unvisited, f"pages without a layout check: {sorted(unvisited)}"
+
+
+def test_deleting_a_domain_in_the_browser_asks_for_its_name(live_server, page, shot, world, db):
+    _log_in(page, live_server, "owner@people.test", "owner-password")
+    page.goto(f"{live_server}/domains/{world['domain_id']}")
+    page.click("#delete-domain-link")
+    expect(page.locator("#deletion-impact li[data-what=aliases]")).to_contain_text("2 aliases")
+    page.fill("#confirm_name", "not-the-name.example")
+    page.click("#delete-domain")
+    expect(page.locator("#confirm_name-error")).to_contain_text(f"type {LONG_DOMAIN} to delete it")
+    expect(page.locator("#confirm_name")).to_have_attribute("aria-invalid", "true")
+    shot("refused")
+    page.fill("#confirm_name", LONG_DOMAIN)
+    page.click("#delete-domain")
+    page.wait_for_url(f"{live_server}/")
+    expect(page.locator(".flash")).to_contain_text(f"{LONG_DOMAIN} deleted.")
+    with db.session() as s:
+        assert s.get(Domain, world["domain_id"]) is None

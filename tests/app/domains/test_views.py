@@ -2,10 +2,12 @@ import re
 
 import pytest
 
+from app.services.aliases import add_alias
 from app.services.dkim_keys import generate_key
 from app.services.domains import add_domain
-from mailferry.models import DkimKey, Domain
+from mailferry.models import Alias, DkimKey, Domain, User
 from tests.app.conftest import HOSTNAME, SERVER_IP
+from tests.app.web_fixtures import seed_message, seed_quarantined
 
 
 def _domain_id(response) -> int:
@@ -133,10 +135,40 @@ def test_admin_sees_every_domain(admin_browser, owner_domain):
     assert admin_browser.get(f"/domains/{owner_domain}").status_code == 200
 
 
-def test_delete_domain(owner_browser, owner_domain, db):
-    assert owner_browser.post(f"/domains/{owner_domain}/delete", csrf_page="/").status_code == 302
+def test_delete_domain_asks_first_and_says_what_goes(owner_browser, owner_domain, owner, db):
+    with db.session() as s:
+        add_alias(s, "hello@owned.test", ["me@dest.test"], s.get(User, owner.id))
+        add_alias(s, "*@owned.test", ["me@dest.test"], s.get(User, owner.id))
+    seed_message(db, "DELQUEUED1", owner_domain, "hello@owned.test", ("me@dest.test",))
+    seed_quarantined(db, "DELHELD1", owner_domain)
+    page = owner_browser.get(f"/domains/{owner_domain}").get_data(as_text=True)
+    assert f'href="/domains/{owner_domain}/delete"' in page and f'action="/domains/{owner_domain}/delete"' not in page
+    confirm = owner_browser.get(f"/domains/{owner_domain}/delete").get_data(as_text=True)
+    items = dict(re.findall(r'<li data-what="(\w+)"[^>]*>\s*(\d+)', confirm))
+    assert items == {"aliases": "2", "dkim_keys": "0", "logged": "2", "queued": "1", "quarantined": "1"}, items
+
+    for typed in ({}, {"confirm_name": "other.test"}):
+        refused = owner_browser.post(f"/domains/{owner_domain}/delete", typed, csrf_page=f"/domains/{owner_domain}/delete")
+        assert refused.status_code == 400 and "type owned.test to delete it" in refused.get_data(as_text=True)
+    with db.session() as s:
+        assert s.get(Domain, owner_domain) is not None
+    done = owner_browser.post(f"/domains/{owner_domain}/delete", {"confirm_name": " Owned.TEST "},
+                              csrf_page=f"/domains/{owner_domain}/delete")
+    assert done.status_code == 302
     with db.session() as s:
         assert s.get(Domain, owner_domain) is None
+
+
+def test_delete_alias_asks_first(owner_browser, owner_domain, owner, db):
+    with db.session() as s:
+        alias_id = add_alias(s, "hello@owned.test", ["me@dest.test", "you@dest.test"], s.get(User, owner.id)).id
+    listing = owner_browser.get(f"/domains/{owner_domain}/aliases").get_data(as_text=True)
+    assert f'href="/aliases/{alias_id}/delete"' in listing and f'action="/aliases/{alias_id}/delete"' not in listing
+    confirm = owner_browser.get(f"/aliases/{alias_id}/delete").get_data(as_text=True)
+    assert "Delete hello@owned.test?" in confirm and "me@dest.test, you@dest.test" in confirm
+    assert owner_browser.post(f"/aliases/{alias_id}/delete", csrf_page=f"/aliases/{alias_id}/delete").status_code == 302
+    with db.session() as s:
+        assert s.get(Alias, alias_id) is None
 
 
 @pytest.mark.parametrize("check, breaks", [
