@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from app.services.domains import add_domain
 from app.services.stats import MX_HITS_KEY, MX_LOOKUPS_KEY, daily_series
-from app.stats.chart import line_chart, nice_ceiling
+from app.stats.chart import line_chart, nice_ceiling, x_label_indexes, y_ticks
 from mailferry.models import DailyStat, Message, utcnow
 from tests.app.web_fixtures import seed_message
 
@@ -35,7 +35,10 @@ def test_domain_stats_page_draws_30_days(owner_browser, owner_domain, db):
     assert "<svg" in html and len(_points(html, "received")) == 30
     assert re.search(r'id="total-received">3<', html) and re.search(r'id="total-forwarded">8<', html)
     assert re.search(r'id="total-bounced">1<', html)
-    assert "7 direct / 1 relay" in html
+    words = " ".join(re.search(r'id="routes-in-words">(.*?)</p>', html, re.S).group(1).split())
+    assert words == ("Of the 8 copies delivered in the last 30 days, <b>7</b> went straight to the recipients' own "
+                     "mail servers (direct) and <b>1</b> through a relay, a mail service that delivers for this "
+                     "server (88% direct).")
 
 
 def test_owner_overall_stats_sum_only_their_domains(owner_browser, owner_domain, other_owner, db):
@@ -89,4 +92,48 @@ def test_chart_scale():
     svg = str(line_chart(series, ("received",)))
     # the highest point touches the top of the plot, zero sits on the baseline
     points = re.search(r'points="([^"]+)"', svg).group(1).split()
-    assert points[1].endswith(",12.0") and points[0].endswith(",122.0")
+    assert points[1].endswith(",14.0") and points[0].endswith(",122.0")  # top 14, baseline 230
+
+
+def _series(values: dict[str, list[int]]) -> list[dict]:
+    days = len(next(iter(values.values())))
+    keys = ("received", "forwarded", "deferred", "bounced")
+    return [{"day": f"2026-11-{d + 1:02d}", **{k: values.get(k, [0] * days)[d] for k in keys}} for d in range(days)]
+
+
+def test_y_ticks_are_whole_numbers_each_once():
+    assert y_ticks(0) == [0, 1] and y_ticks(1) == [0, 1] and y_ticks(2) == [0, 1, 2]
+    assert y_ticks(3) == [0, 1, 2, 3] and y_ticks(7) == [0, 2, 4, 6, 8] and y_ticks(11) == [0, 5, 10, 15]
+    assert y_ticks(180) == [0, 50, 100, 150, 200] and y_ticks(1234) == [0, 500, 1000, 1500]
+    for highest in range(0, 500):
+        ticks = y_ticks(highest)
+        assert ticks[0] == 0 and ticks[-1] >= highest and len(set(ticks)) == len(ticks) <= 6, (highest, ticks)
+
+
+def test_small_counts_label_each_tick_once():
+    svg = str(line_chart(_series({"received": [0, 1, 0], "forwarded": [0, 1, 0]}), ("received", "forwarded")))
+    labels = re.findall(r'class="y-tick"[^>]*>(\d+)<', svg)
+    assert labels == ["0", "1"]
+
+
+def test_coinciding_lines_stay_visible():
+    """Everything received was forwarded: the forwarded line is drawn on the received one, thinner."""
+    svg = str(line_chart(_series({"received": [1, 2, 1], "forwarded": [1, 2, 1], "deferred": [1, 2, 1],
+                                  "bounced": [1, 2, 1]}), ("received", "forwarded", "deferred", "bounced")))
+    order = re.findall(r'<polyline class="series-(\w+)"[^>]*stroke-width="([\d.]+)"', svg)
+    assert [k for k, _ in order] == ["received", "forwarded", "deferred", "bounced"]
+    widths = [float(w) for _, w in order]
+    assert widths[0] > widths[1] > widths[2]  # each thinner than the one under it
+    tags = re.findall(r"<polyline [^>]*>", svg)
+    dashes = {(re.search(r'stroke-dasharray="([^"]+)"', t) or re.match("", "")).group(0) for t in tags}
+    assert len(dashes) >= 3  # solid, and two different dash patterns for the thin ones
+    assert svg.count('<circle class="point-received"') == 3 and "2026-11-02: 2 received" in svg
+
+
+def test_date_labels_stay_inside_and_do_not_collide():
+    assert x_label_indexes(30) == [0, 5, 10, 15, 20, 25, 29]
+    assert x_label_indexes(27) == [0, 5, 10, 15, 20, 26]  # 25 and 26 would overlap: 25 goes
+    assert x_label_indexes(1) == [0]
+    svg = str(line_chart(_series({"received": [0] * 30}), ("received",)))
+    assert re.findall(r'class="x-tick"[^>]*text-anchor="(\w+)"', svg)[0] == "start"
+    assert re.findall(r'class="x-tick"[^>]*text-anchor="(\w+)"', svg)[-1] == "end"
