@@ -29,6 +29,17 @@ class PasswordForm(FlaskForm):
                             validators=[DataRequired(), EqualTo("new_password", "the passwords differ")])
 
 
+class ForgotForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+
+
+class ResetForm(FlaskForm):
+    new_password = PasswordField("New password",
+                                 validators=[DataRequired(), Length(min=MIN_PASSWORD, message=TOO_SHORT)])
+    confirm = PasswordField("Repeat new password",
+                            validators=[DataRequired(), EqualTo("new_password", "the passwords differ")])
+
+
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
     expires = SelectField("Expires", default="", choices=[

@@ -21,7 +21,7 @@ from .views import _account_page, _limiter, _safe_next, _start_session, too_many
 
 # What an admin without two-factor authentication may still reach when REQUIRE_ADMIN_2FA is on.
 ENROLMENT_ENDPOINTS = {"auth.two_factor_setup", "auth.logout", "auth.login", "auth.login_two_factor", "static",
-                       "health.healthz", "health.readyz"}
+                       "health.healthz", "health.readyz", "auth.forgot_password", "auth.reset_password"}
 
 
 @bp.before_app_request

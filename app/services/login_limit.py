@@ -42,7 +42,11 @@ class Wait:
     def message(self) -> str:
         who = {"account": "for this account from your address", "address": "from your address",
                "second factor": "with wrong codes for this account"}[self.reason]
-        return f"Too many failed logins {who}. Try again in {_human(self.seconds)}."
+        return f"Too many failed logins {who}. Try again in {self.human}."
+
+    @property
+    def human(self) -> str:
+        return _human(self.seconds)
 
 
 def _human(seconds: int) -> str:

@@ -108,13 +108,14 @@ def password_matches(user: User, password: str) -> bool:
     return _verify(user.password_hash, password)
 
 
-def set_password(session: Session, user: User, new_password: str, actor: Actor | None = None, ip: str = "") -> None:
-    """`actor`: who set it when not the user themselves."""
+def set_password(session: Session, user: User, new_password: str, actor: Actor | None = None, ip: str = "",
+                 action: str = audit.PASSWORD_CHANGED) -> None:
+    """`actor`: who set it when not the user themselves; `action`: the audit event (a reset by email link)."""
     check_password_strength(new_password, "new_password")
     user.password_hash = _hasher.hash(new_password)
     end_sessions(session, user)
-    audit.record_user_event(session, audit.PASSWORD_CHANGED, user, actor=actor, ip=ip,
-                            summary=f"password of {user.email} changed")
+    how = "reset by email link" if action == audit.PASSWORD_RESET else "changed"
+    audit.record_user_event(session, action, user, actor=actor, ip=ip, summary=f"password of {user.email} {how}")
 
 
 def end_sessions(session: Session, user: User) -> None:

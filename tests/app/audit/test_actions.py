@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.services import audit
+from app.services.password_reset import make_link
 from mailferry.crypto import TOTP, decrypt
 from mailferry.models import ApiToken, DkimKey, User
 from tests.app.audit.conftest import WEB_IP, Scene
@@ -30,6 +31,13 @@ def _owner_token(sc: Scene) -> int:
 def _selector(sc: Scene, key_id: int) -> str:
     with sc.db.session() as s:
         return s.get(DkimKey, key_id).selector
+
+
+def _reset_by_link(sc: Scene) -> None:
+    with sc.db.session() as s:
+        link = make_link(sc.settings, s.get(User, sc.owner_id))
+    path = link[link.index("/login/reset/"):]
+    web(Browser(sc.owner.app), path, {"new_password": "owner-password-3", "confirm": "owner-password-3"}, page=path)
 
 
 def _sign_up(sc: Scene) -> None:
@@ -103,6 +111,7 @@ CASES = [
     Case(audit.PASSWORD_CHANGED, "web", lambda sc: web(sc.owner, "/account", {
         "pw-old_password": "owner-password", "pw-new_password": "owner-password-2",
         "pw-confirm": "owner-password-2"}, page="/account"), "owner"),
+    Case(audit.PASSWORD_RESET, "web", lambda sc: _reset_by_link(sc), "owner"),
     Case(audit.USER_CREATED, "web", _sign_up, "signup", "new"),
     Case(audit.USER_CREATED, "web", lambda sc: web(sc.admin, "/admin/users", {
         "email": "new@people.test", "password": "new-password", "role": "owner"}), "admin", "new"),

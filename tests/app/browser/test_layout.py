@@ -18,6 +18,7 @@ from app.services import two_factor
 from app.services.aliases import add_alias
 from app.services.dkim_keys import generate_key
 from app.services.domains import add_domain
+from app.services.password_reset import make_link
 from app.services.users import create_user
 from mailferry.links import CONFIRM_DESTINATION, DestinationLink, make_token
 from mailferry.models import Delivery, Domain, Mailbox, Message, User
@@ -59,7 +60,8 @@ def _admin_pages(_w: dict) -> dict[str, str]:
 
 
 def _public_pages(w: dict) -> dict[str, str]:
-    return {"auth.login": "/login", "auth.signup": "/signup",
+    return {"auth.login": "/login", "auth.signup": "/signup", "auth.forgot_password": "/login/forgot",
+            "auth.reset_password": w["reset_path"],
             "destinations.confirm": f"/destinations/confirm/{w['confirm_token']}",
             "destinations.reenable_link": "/destinations/reenable/not-a-real-token"}  # its 400 page
 
@@ -98,7 +100,9 @@ def world(db, web_settings, owner, admin):
         mailbox = s.query(Mailbox).filter_by(address=LONG_DESTINATIONS[1]).one()
         mailbox.verified_at, mailbox.confirm_nonce = None, secrets.token_urlsafe(24)
         confirm = make_token(web_settings, CONFIRM_DESTINATION, DestinationLink(mailbox.id, mailbox.confirm_nonce))
-    return {"domain_id": domain_id, "alias_id": alias_id, "message_id": message_id, "confirm_token": confirm}
+        reset = make_link(web_settings, s.get(User, owner.id))
+    return {"domain_id": domain_id, "alias_id": alias_id, "message_id": message_id, "confirm_token": confirm,
+            "reset_path": reset[reset.index("/login/reset/"):]}
 
 
 def _log_in(page, base: str, email: str, password: str) -> None:

@@ -17,7 +17,8 @@ from tests.app.web_fixtures import Browser, api_for
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Argument-less endpoints, by who may use them.
-PUBLIC = {"auth.login", "auth.login_two_factor", "auth.signup", "health.healthz", "health.readyz", "api.openapi", "static"}
+PUBLIC = {"auth.login", "auth.login_two_factor", "auth.signup", "auth.forgot_password", "auth.reset_password",
+          "health.healthz", "health.readyz", "api.openapi", "static"}
 OWN_DATA = {"domains.index", "domains.add", "auth.account", "auth.create_token", "stats.overview",
             "auth.two_factor_setup", "auth.two_factor_recovery_codes", "auth.two_factor_disable",
             "api.list_domains", "api.add_domain", "api.overall_stats", "api.list_tokens", "api.create_token",
@@ -28,7 +29,7 @@ ADMIN_ONLY = {"admin.queue", "admin.server", "admin.list_users", "admin.create_u
 LAST = {"auth.logout"}  # walked at the end: it must end the caller's session only
 # Public pages whose argument is a signed link (whoever holds it may use it): walked with a link for the first
 # owner's mailbox signed with another key, which must be refused (400) and change nothing.
-LINK_PAGES = {"destinations.confirm", "destinations.reenable_link"}
+LINK_PAGES = {"destinations.confirm", "destinations.reenable_link", "auth.reset_password"}
 
 @dataclass(frozen=True)
 class Step:
