@@ -21,23 +21,19 @@ class SignupForm(FlaskForm):
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", "the passwords differ")])
 
 
-class PasswordForm(FlaskForm):
-    old_password = PasswordField("Current password", validators=[DataRequired()])
-    new_password = PasswordField("New password",
-                                 validators=[DataRequired(), Length(min=MIN_PASSWORD, message=TOO_SHORT)])
-    confirm = PasswordField("Repeat new password",
-                            validators=[DataRequired(), EqualTo("new_password", "the passwords differ")])
-
-
-class ForgotForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-
-
 class ResetForm(FlaskForm):
     new_password = PasswordField("New password",
                                  validators=[DataRequired(), Length(min=MIN_PASSWORD, message=TOO_SHORT)])
     confirm = PasswordField("Repeat new password",
                             validators=[DataRequired(), EqualTo("new_password", "the passwords differ")])
+
+
+class PasswordForm(ResetForm):
+    old_password = PasswordField("Current password", validators=[DataRequired()])
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
 
 
 class TokenForm(FlaskForm):
