@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,15 +23,36 @@ MAX_DESTINATIONS = 20
 MAX_NOTE = 500
 
 
+DESTINATION_SEPARATORS = re.compile(r"[ ,;]+")  # within a line; lines (LF or CRLF) separate too
+DESTINATIONS_HELP = ("One or more addresses, separated by line breaks, commas or spaces. A new address is sent a "
+                     "confirmation link and receives mail once it is confirmed.")
+
+
+def _split(value: str) -> list[str]:
+    """Line breaks, commas, semicolons and spaces separate; any other control character (a tab, a bare CR) is
+    refused, as in every address."""
+    items = []
+    for line in value.replace("\r\n", "\n").split("\n"):
+        refuse_control_characters(line, "destinations", "a destination address")
+        items.extend(item for item in DESTINATION_SEPARATORS.split(line.strip()) if item)
+    return items
+
+
 def parse_destinations(value: str | list[str] | tuple[str, ...]) -> list[str]:
-    """'a@x.com, b@y.org' or a list -> normalised, de-duplicated addresses in the order given."""
-    items = value.replace(";", ",").replace("\n", ",").split(",") if isinstance(value, str) else list(value)
+    """'a@x.com, b@y.org' (or line breaks, spaces, semicolons) or a list -> normalised, de-duplicated addresses in
+    the order given. An error names the address at fault and, in a list, which one it is."""
+    items = _split(value) if isinstance(value, str) else [str(v).strip() for v in value if str(v).strip()]
     result: list[str] = []
-    for item in (i.strip() for i in items):
-        if item:
+    for position, item in enumerate(items, 1):
+        try:
             address = normalise_destination(item)
-            if address.lower() not in {r.lower() for r in result}:
-                result.append(address)
+        except ServiceError as exc:
+            if len(items) > 1:
+                raise ServiceError(exc.code, f"destination {position} of {len(items)}: {exc.message}",
+                                   "destinations") from None
+            raise
+        if address.lower() not in {r.lower() for r in result}:
+            result.append(address)
     if not result:
         raise ServiceError(INVALID, "at least one destination address is required", "destinations")
     if len(result) > MAX_DESTINATIONS:

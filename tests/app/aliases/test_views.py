@@ -1,8 +1,9 @@
 import re
 
 import pytest
+from sqlalchemy import select
 
-from app.services.aliases import add_alias
+from app.services.aliases import DESTINATIONS_HELP, add_alias
 from mailferry.models import Alias
 
 
@@ -138,3 +139,27 @@ def test_another_owner_gets_404_for_my_aliases(other_browser, owner_domain, db):
         assert other_browser.post(url, data, csrf_page="/").status_code == 404, url
     aliases = _aliases(db, owner_domain)
     assert set(aliases) == {"mine"} and aliases["mine"].destinations == ["x@gmail.test"] and aliases["mine"].enabled
+
+
+def test_both_alias_forms_read_destinations_alike_and_name_the_bad_one(owner_browser, owner_domain, db):
+    typed = "one@gmail.test two@gmail.test,three@gmail.test"
+    created = owner_browser.post(f"/domains/{owner_domain}/aliases", {"address": "team", "destinations": typed},
+                                 csrf_page="/")
+    assert created.status_code == 302
+    with db.session() as s:
+        alias = s.scalar(select(Alias).where(Alias.local_part == "team"))
+        assert alias.destinations == ["one@gmail.test", "two@gmail.test", "three@gmail.test"]
+    edited = owner_browser.post(f"/aliases/{alias.id}/edit", {"destinations": "four@gmail.test; five@gmail.test",
+                                                              "enabled": "y"}, csrf_page="/")
+    assert edited.status_code == 302
+    with db.session() as s:
+        assert s.get(Alias, alias.id).destinations == ["four@gmail.test", "five@gmail.test"]
+
+    create_page = owner_browser.get(f"/domains/{owner_domain}/aliases").get_data(as_text=True)
+    edit_page = owner_browser.get(f"/aliases/{alias.id}/edit").get_data(as_text=True)
+    assert DESTINATIONS_HELP in create_page and DESTINATIONS_HELP in edit_page
+    for url, data in ((f"/domains/{owner_domain}/aliases", {"address": "x", "destinations": "ok@gmail.test bob@@x.test"}),
+                      (f"/aliases/{alias.id}/edit", {"destinations": "ok@gmail.test bob@@x.test", "enabled": "y"})):
+        refused = owner_browser.post(url, data, csrf_page="/").get_data(as_text=True)
+        error = re.search(r'id="destinations-error">([^<]+)<', refused).group(1)
+        assert error == "destination 2 of 2: &#39;bob@@x.test&#39; has an invalid local part", error

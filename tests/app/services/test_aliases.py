@@ -7,6 +7,7 @@ from app.services.aliases import (
     find_alias,
     get_alias,
     list_aliases,
+    parse_destinations,
     update_alias,
 )
 from app.services.domains import add_domain
@@ -42,8 +43,11 @@ def test_catch_all(db, domains):
     ("sales+tag@example.test", "a@mail.test", "address", "reserved for sub-addressing"),
     ("x" * 65 + "@example.test", "a@mail.test", "address", "at most 64"),
     ("sales@example.test", "", "destinations", "at least one destination"),
-    ("sales@example.test", "a@mail.test, nope", "destinations", "not a mail address"),
-    ("sales@example.test", "a b@mail.test", "destinations", "invalid local part"),
+    ("sales@example.test", "a@mail.test, nope", "destinations", "destination 2 of 2: 'nope' is not a mail address"),
+    ("sales@example.test", "a b@mail.test", "destinations", "destination 1 of 2: 'a' is not a mail address"),
+    ("sales@example.test", "bob@@mail.test", "destinations", "'bob@@mail.test' has an invalid local part"),
+    ("sales@example.test", ["a@mail.test", "a\tb@mail.test"], "destinations", "a tab"),
+    ("sales@example.test", "a@mail.test\rb@mail.test", "destinations", "carriage return"),
     ("sales@example.test", "SALES@example.test", "destinations", "would forward to itself"),
     ("sales@example.test", ",".join(f"u{i}@mail.test" for i in range(21)), "destinations", "at most 20"),
 ])
@@ -98,3 +102,12 @@ def test_update_and_delete(db, domains):
         delete_alias(s, alias)
     with db.session() as s:
         assert list_aliases(s) == []
+
+
+@pytest.mark.parametrize("typed", [
+    "a@mail.test, b@mail.test", "a@mail.test\nb@mail.test", "a@mail.test\r\nb@mail.test\r\n",
+    "a@mail.test b@mail.test", " a@mail.test ;  b@mail.test,\n\n", ["a@mail.test", " b@mail.test "],
+    "a@mail.test, A@MAIL.TEST\nb@mail.test",
+])
+def test_destinations_are_read_the_same_whatever_separates_them(typed):
+    assert parse_destinations(typed) == ["a@mail.test", "b@mail.test"]
