@@ -24,10 +24,10 @@ def active_key(session: Session, domain_id: int) -> DkimKey | None:
 
 
 def signing_key(session: Session, domain_name: str, secret_key: str) -> SigningKey | None:
-    """The decrypted active key of a domain we host, or None when it has none."""
+    """The decrypted active key of a domain we host (its verified claim), or None when it has none."""
     row = session.execute(
         select(DkimKey, Domain.name).join(Domain, Domain.id == DkimKey.domain_id)
-        .where(Domain.name == domain_name.lower(), DkimKey.active)
+        .where(Domain.name == domain_name.lower(), Domain.verified, DkimKey.active)  # not a pending claim's key
     ).first()
     if row is None:
         return None

@@ -141,6 +141,7 @@ class RecipientResolver:
         with self.db.sessionmaker() as session:
             found = session.execute(
                 select(Domain.id, Domain.owner_id, Domain.verified, *_POLICY_COLUMNS).where(Domain.name == domain)
+                .order_by(Domain.verified.desc()).limit(1)  # several accounts may claim a name; one verified it
             ).first()
             if found is None or not found.verified:
                 return Resolution(replies.RELAY_DENIED)

@@ -62,7 +62,9 @@ def records(name: str, as_json: bool) -> None:
 
 
 def report_lines(report: VerificationReport) -> list[str]:
-    if report.passed:
+    if report.taken_elsewhere:
+        head = f"{report.domain}: the records pass, but another account verified this domain first."
+    elif report.passed:
         head = f"{report.domain}: ownership and MX pass; mail is accepted."
     elif report.verified:
         state = "forced to verified by an admin" if report.forced else "verified earlier"

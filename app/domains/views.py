@@ -12,6 +12,9 @@ from mailferry.models import User
 from . import bp
 from .forms import DeleteDomainForm, DkimForm, DomainForm, PolicyForm, VerifyForm
 
+TAKEN = ("Another account verified this domain first, so it cannot be verified here; delete this claim, or ask the "
+         "server's admin if the domain is yours.")
+
 
 @bp.get("/domains")  # where the add form posts: a reload or a typed URL gets the page, not 405
 @bp.get("/")
@@ -22,7 +25,9 @@ def index():
 
 def _index(form: DomainForm, status: int = 200):
     with get_db().session() as s:
-        return render_template("domains/index.html", domains=domains.list_domains(s, actor()), form=form), status
+        found = domains.list_domains(s, actor())
+        return render_template("domains/index.html", domains=found, taken=domains.taken_ids(s, found),
+                               form=form), status
 
 
 @bp.post("/domains")
@@ -62,6 +67,7 @@ def _show(domain_id: int, policy_form: PolicyForm | None = None, status: int = 2
         return render_template(
             "domains/show.html", domain=domain, records=verification.expected_records(domain, settings),
             report=verification.stored_report(domain), keys=dkim_access.list_keys(s, domain),
+            taken=domains.taken_elsewhere(s, domain), taken_text=TAKEN,
             verify_form=VerifyForm(), dkim_form=DkimForm(), txt_record=dkim_keys.txt_record,
             policy=policy, policy_form=policy_form, spam_filter=bool(settings.RSPAMD_URL),
             quarantined=quarantine.count_quarantine(s, domain)), status
@@ -97,8 +103,11 @@ def verify(domain_id: int):
     with get_db().session() as s:
         domain = domains.get_domain(s, domain_id, actor())
         report = verification.verify_domain(s, domain, get_settings(), force=form.force.data, actor=actor())
-    flash("All required records pass: mail for this domain is accepted." if report.passed else
-          "Some records do not pass yet; see why below. DNS changes can take a while to appear.")
+    if report.taken_elsewhere:
+        flash(TAKEN)
+    else:
+        flash("All required records pass: mail for this domain is accepted." if report.passed else
+              "Some records do not pass yet; see why below. DNS changes can take a while to appear.")
     return redirect(url_for("domains.show", domain_id=domain_id, _anchor="verification"))
 
 

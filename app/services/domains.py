@@ -27,22 +27,48 @@ def scoped(query: Select, actor: Actor) -> Select:
 
 
 def add_domain(session: Session, name: str, owner: User, actor: Actor = SYSTEM) -> Domain:
-    """A new, unverified domain owned by `owner`. Owners may only add domains for themselves."""
+    """A new, unverified claim of `name` by `owner`. Other accounts may claim the same name meanwhile: the first
+    to pass the ownership check takes it. Owners may only add domains for themselves."""
     if not sees_everything(actor) and actor.id != owner.id:
         raise ServiceError(FORBIDDEN, "you can only add domains to your own account", "owner")
     normalised = normalise_domain(name, "name")
-    if session.scalar(select(Domain.id).where(Domain.name == normalised)) is not None:
-        raise ServiceError(EXISTS, f"{normalised} is already registered", "name")
+    if session.scalar(select(Domain.id).where(Domain.name == normalised, Domain.owner_id == owner.id)) is not None:
+        raise ServiceError(EXISTS, f"{normalised} is already in your domains", "name")
+    if verified_claim(session, normalised) is not None:
+        raise ServiceError(EXISTS, f"{normalised} is already in use on this server", "name")
     domain = Domain(name=normalised, owner_id=owner.id, verify_token=new_verify_token(), verified=False,
                     force_verified=False)
     session.add(domain)
     try:
-        session.flush()
-    except IntegrityError:  # added concurrently between the check and the insert
-        raise ServiceError(EXISTS, f"{normalised} is already registered", "name") from None
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # the same owner added it concurrently between the check and the insert
+        raise ServiceError(EXISTS, f"{normalised} is already in your domains", "name") from None
     audit.record(session, audit.DOMAIN_ADDED, actor=actor, owner_id=owner.id, object_type="domain",
                  object_id=domain.id, summary=f"domain {domain.name} added", details={"owner": owner.email})
     return domain
+
+
+def verified_claim(session: Session, name: str) -> Domain | None:
+    """The verified row of this name, whoever owns it (there is at most one)."""
+    return session.scalar(select(Domain).where(Domain.name == name, Domain.verified))
+
+
+def taken_ids(session: Session, claims: list[Domain]) -> set[int]:
+    """Which of these unverified claims name a domain another account has verified (one query)."""
+    pending = {d.name: d.id for d in claims if not d.verified}
+    if not pending:
+        return set()
+    verified = session.scalars(select(Domain.name).where(Domain.name.in_(pending), Domain.verified))
+    return {pending[name] for name in verified}
+
+
+def taken_elsewhere(session: Session, domain: Domain) -> bool:
+    """True for an unverified claim whose name another account has since verified."""
+    if domain.verified:
+        return False
+    other = verified_claim(session, domain.name)
+    return other is not None and other.id != domain.id
 
 
 def get_domain(session: Session, name_or_id: str | int, actor: Actor = SYSTEM) -> Domain:
@@ -56,7 +82,8 @@ def get_domain(session: Session, name_or_id: str | int, actor: Actor = SYSTEM) -
             normalised = normalise_domain(name_or_id, "name")
         except ServiceError:
             raise ServiceError(NOT_FOUND, f"no domain {name_or_id!r}", "name") from None
-        query = query.where(Domain.name == normalised)
+        # several claims of a name: the verified one, else the oldest (admins and the CLI see every claim)
+        query = query.where(Domain.name == normalised).order_by(Domain.verified.desc(), Domain.id).limit(1)
         label = normalised
     domain = session.scalar(scoped(query, actor))
     if domain is None:

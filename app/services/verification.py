@@ -18,6 +18,7 @@ from datetime import datetime
 
 import dns.resolver
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from mailferry.db import Database
@@ -41,6 +42,7 @@ from .dns_checks import (  # noqa: F401  (CheckResult and the constants are part
     run_checks,
 )
 from .dns_notices import notify_broken
+from .domains import taken_elsewhere
 from .errors import FORBIDDEN, ServiceError
 from .jobs import run_with_database
 
@@ -77,6 +79,7 @@ class VerificationReport:
     verified: bool  # the domain's state after this run (may be true from an earlier pass or a force)
     forced: bool = False
     server_ips: list[str] = field(default_factory=list)
+    taken_elsewhere: bool = False  # the checks passed, but another account verified the name first
 
     @property
     def passed(self) -> bool:
@@ -89,6 +92,7 @@ class VerificationReport:
     def to_dict(self) -> dict:
         return {"domain": self.domain, "checked_at": self.checked_at.isoformat() + "Z", "passed": self.passed,
                 "verified": self.verified, "forced": self.forced, "server_ips": self.server_ips,
+                "taken_elsewhere": self.taken_elsewhere,
                 "checks": [c.to_dict() for c in self.checks]}
 
 
@@ -177,14 +181,32 @@ def verify_domain(session: Session, domain: Domain, settings: Settings, resolver
     passed = all(c.ok for c in checks if c.required)
     if force:
         domain.force_verified = True
+    taken = False
     if (passed or force) and not domain.verified:
-        domain.verified = True
-        domain.verified_at = now
+        taken = not _take_name(session, domain, now)
+        if taken:
+            domain.force_verified = False  # not even an admin gives one name to two accounts
     session.flush()
-    report = VerificationReport(domain.name, now, checks, domain.verified, domain.force_verified, ips)
+    report = VerificationReport(domain.name, now, checks, domain.verified, domain.force_verified, ips,
+                                taken_elsewhere=taken)
     log(logger, logging.INFO, "domain verified" if passed else "domain verification failed", domain=domain.name,
         passed=passed, verified=domain.verified, failing=[c.name for c in checks if not c.ok])
     return report
+
+
+def _take_name(session: Session, domain: Domain, now: datetime) -> bool:
+    """Marks this claim verified unless another account's claim of the name already is. Two claims verifying at
+    once: the partial unique index lets one commit and the other's UPDATE fail, here, in a savepoint."""
+    if taken_elsewhere(session, domain):
+        return False
+    try:
+        with session.begin_nested():
+            domain.verified, domain.verified_at = True, now
+            session.flush()
+    except IntegrityError:
+        session.refresh(domain)
+        return False
+    return True
 
 
 def stored_report(domain: Domain) -> VerificationReport | None:

@@ -2,17 +2,38 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONText, utcnow
 
 
 class Domain(Base):
+    """An account's claim to a domain name. Several accounts may claim one name while it is unverified; the
+    first to pass the ownership check takes it, and only one row per name can be verified (a partial unique
+    index, on both databases)."""
+
     __tablename__ = "domains"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name"),
+        Index("uq_domains_verified_name", "name", unique=True, postgresql_where=text("verified"),
+              sqlite_where=text("verified")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(253), unique=True)  # lower-case, IDNA
+    name: Mapped[str] = mapped_column(String(253), index=True)  # lower-case, IDNA
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     verify_token: Mapped[str] = mapped_column(String(64))
     # Mail is accepted only when `verified` (ownership + MX passed, or an admin forced it).

@@ -38,11 +38,18 @@ def test_add_domain_errors_are_shown_next_to_the_field(owner_browser, name, mess
     assert message in html.split('id="name-error"')[1][:200].lower()
 
 
-def test_a_taken_domain_is_refused(owner_browser, other_owner, db):
+def test_a_pending_claim_does_not_block_another_account_but_a_verified_one_does(owner_browser, other_owner, db):
     with db.session() as s:
-        add_domain(s, "taken.test", other_owner)
-    response = owner_browser.post("/domains", {"name": "taken.test"}, csrf_page="/")
-    assert response.status_code == 400 and "already registered" in response.get_data(as_text=True)
+        add_domain(s, "claimed.test", other_owner)
+        verified = add_domain(s, "taken.test", other_owner)
+        verified.verified = True
+    assert owner_browser.post("/domains", {"name": "claimed.test"}, csrf_page="/").status_code == 302
+    again = owner_browser.post("/domains", {"name": "claimed.test"}, csrf_page="/")
+    assert again.status_code == 400 and "claimed.test is already in your domains" in again.get_data(as_text=True)
+    refused = owner_browser.post("/domains", {"name": "taken.test"}, csrf_page="/")
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "taken.test is already in use on this server" in html
+    assert "other@people.test" not in html  # whose it is stays private
 
 
 def test_verify_with_every_record_published_passes(owner_browser, good_domain, db):
