@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mailferry.db import Database
 from mailferry.logs import get_logger, log
+from mailferry.metrics import smtp_metrics
 from mailferry.metrics_server import MetricsServer
 from mailferry.settings import Settings
 
@@ -112,6 +113,7 @@ class InboundServer:
         if sock is None:
             sock = bind_socket(*self.settings.SMTP_LISTEN, reuse_port=reuse_port)
         self.spooler.start()
+        smtp_metrics()  # made now, so the first scrape lists every metric (a child's: before its first session)
         if self.metrics is not None:
             self.metrics.start()
         self._server = await self._loop.create_server(self._new_session, sock=sock, backlog=BACKLOG)

@@ -7,10 +7,14 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "gauge": ("",), "summary": ("", "_count", "_sum", "_created")}
+
 
 class Scrape:
     def __init__(self, text: str):
-        self.samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+        self.families = list(text_string_to_metric_families(text))
+        self.samples = [s for family in self.families for s in family.samples]
 
     def value(self, name: str, **labels: str) -> float | None:
         """The sample `name` whose labels include `labels` (None when it is not exposed)."""
@@ -20,8 +24,9 @@ class Scrape:
         return None
 
     @property
-    def names(self) -> set[str]:
-        return {s.name for s in self.samples}
+    def exposed(self) -> set[str]:
+        """Every series name a query may use, also of labelled metrics that have no sample yet."""
+        return {f.name + suffix for f in self.families for suffix in SUFFIXES.get(f.type, ("",))}
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import smtplib
+import threading
+from pathlib import Path
 
+from werkzeug.serving import make_server
+
+from tests.app.web_fixtures import make_web_app
 from tests.smtp.delivery.conftest import ORIGINAL
 from tests.support.metrics import get, scrape
 from tests.support.net import free_port, wait_for
@@ -68,3 +75,31 @@ def test_several_smtp_processes_are_summed_on_one_port(world, smtp_servers):
     assert metrics.value("mailferry_smtp_refused_total", reason="relay_denied") == 6
     inbound.kill()
     wait_for(lambda: get(f"{url}/readyz")[0] != 200, timeout=10, what="readiness gone with the servers")
+
+
+DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "mailferry.json"
+_NAME = re.compile(r"\bmailferry_[a-z_]+\b")
+
+
+def _dashboard_names() -> set[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return {name for panel in panels for target in panel["targets"] for name in _NAME.findall(target["expr"])}
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_processes_expose(world, workers, smtp_servers, dsettings):
+    worker_url, smtp_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    workers(WORKER_METRICS_LISTEN=worker_url[7:])
+    smtp_servers(METRICS_LISTEN=smtp_url[7:])
+    app = make_web_app(dsettings)
+    web = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        wait_for(lambda: _ready(smtp_url) and _ready(worker_url), timeout=30, what="both metrics ports ready")
+        exposed = set().union(*(scrape(url).exposed for url in
+                                (worker_url, smtp_url, f"http://127.0.0.1:{web.server_port}")))
+    finally:
+        web.shutdown()
+        app.extensions["mailferry.db"].dispose()
+    referenced = _dashboard_names()
+    assert len(referenced) >= 15, referenced
+    assert referenced <= exposed, f"the dashboard queries metrics no process exposes: {referenced - exposed}"
