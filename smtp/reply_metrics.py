@@ -37,9 +37,9 @@ def _patterns() -> tuple[tuple[re.Pattern, str], ...]:
                  for template, reason in REASONS.items())
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: a DMARC refusal names the sender's domain
 def refusal_reason(reply: str) -> str | None:
-    """Why `reply` refuses (None: it does not). Cached: replies repeat, apart from the {host} ones' host."""
+    """Why `reply` refuses (None: it does not). Cached: most replies repeat word for word."""
     if reply[:1] not in ("4", "5"):
         return None
     for pattern, reason in _patterns():
