@@ -60,12 +60,13 @@ def register_blueprints(app: Flask) -> None:
     from .extensions import csrf
     from .health import bp as health_bp
     from .messages import bp as messages_bp
+    from .metrics import bp as metrics_bp
     from .quarantine import bp as quarantine_bp
     from .stats import bp as stats_bp
     from .web import register_error_pages, route_label, security_headers, utc_time
 
     for blueprint in (health_bp, auth_bp, domains_bp, aliases_bp, destinations_bp, messages_bp, quarantine_bp, stats_bp,
-                      admin_bp, audit_bp):
+                      admin_bp, audit_bp, metrics_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api_bp)  # token-authenticated, no cookies: CSRF does not apply
     app.register_blueprint(api_bp, url_prefix="/api/v1")

@@ -107,6 +107,16 @@ def parse_listen(raw: str) -> tuple[str, int]:
     return host.strip("[]"), parse_port(port)
 
 
+def parse_metrics_listen(raw: str) -> tuple[str, int] | None:
+    """Empty = no metrics port; else host:port, a fixed port (Prometheus scrapes a known address)."""
+    if not raw.strip():
+        return None
+    host, port = parse_listen(raw)
+    if port == 0:
+        raise ValueError("needs a fixed port (Prometheus must know where to scrape), got port 0")
+    return host, port
+
+
 def parse_networks(raw: str) -> tuple[str, ...]:
     import ipaddress
 
@@ -222,6 +232,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("RQ_QUEUE", parse_str, "mailferry", "Name of the RQ queue the SMTP server enqueues deliveries on."),
     S("LOG_LEVEL", parse_log_level, "INFO", "DEBUG, INFO, WARNING or ERROR. Logs are one JSON object per line on stderr."),
     S("LOG_FORMAT", lambda r: parse_choice(r, LOG_FORMATS), "json", "json (one object per line, for log collectors) or text (one readable line per entry with its fields, for a human at a terminal)."),
+    S("METRICS_LISTEN", parse_metrics_listen, "", "host:port where `python -m smtp` serves Prometheus /metrics and /readyz (e.g. 127.0.0.1:9101). With SMTP_SERVER_PROCESSES > 1 the parent process serves it, summing its servers (multiprocess mode). Empty = off."),
+    S("WORKER_METRICS_LISTEN", parse_metrics_listen, "", "host:port where `python worker.py` serves Prometheus /metrics and /readyz (e.g. 127.0.0.1:9102). Each worker process needs a port of its own: several workers on one host get one setting each. Empty = off."),
+    S("METRICS_ALLOWED_IPS", parse_networks, "127.0.0.1/32,::1/128", "Comma list of addresses or networks allowed to read the dashboard's /metrics without a token (a Prometheus server); from anywhere else it needs an admin's API token (Authorization: Bearer)."),
     S("WORKER_HEARTBEAT_MAX_AGE", lambda r: parse_duration_at_least(r, 20), "60s", "A delivery worker whose last heartbeat (every 10 s, in Redis) is older than this counts as gone for /readyz and `python worker.py --check`."),
     # inbound
     S("SMTP_LISTEN", parse_listen, "0.0.0.0:25", "host:port the inbound SMTP server listens on."),

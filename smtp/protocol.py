@@ -36,12 +36,14 @@ import aiosmtpd.smtp
 from aiosmtpd.smtp import MISSING, SMTP, Envelope
 
 from mailferry.logs import get_logger, log
+from mailferry.metrics import smtp_metrics
 
 from . import replies
 from .data_reader import read_data
 from .deadlines import SessionDeadlines
 from .handler import peer_host
 from .peer_limits import PeerLimits
+from .reply_metrics import count_reply
 from .routes import Route
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -132,6 +134,7 @@ class InboundSMTP(SMTP):
         self.deadlines: SessionDeadlines | None = None
         self._counted_peer: str | None = None  # the address this session holds a slot for
         self._refused_peer = False
+        self._counted_open = False  # counted in mailferry_smtp_connections_open
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self._greeting_pending = True  # the greeting is the first push: no enhanced code on it
         self._in_helo = False
@@ -143,6 +146,10 @@ class InboundSMTP(SMTP):
         first = self.transport is None  # connection_made runs again after STARTTLS
         super().connection_made(transport)
         if first:
+            metrics = smtp_metrics()
+            metrics.connections.inc()
+            metrics.connections_open.inc()
+            self._counted_open = True
             self.deadlines = SessionDeadlines(self.loop, *self._deadline_args, self._deadline_passed)
         if first and self.peer_limits is not None:
             peer = transport.get_extra_info("peername")
@@ -155,6 +162,9 @@ class InboundSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self.deadlines is not None:
             self.deadlines.cancel()
+        if self._counted_open:  # once per session, whatever STARTTLS did to the transport
+            self._counted_open = False
+            smtp_metrics().connections_open.dec()
         if self._counted_peer is not None and self.peer_limits is not None:
             self.peer_limits.release(self._counted_peer)
             self._counted_peer = None
@@ -192,6 +202,7 @@ class InboundSMTP(SMTP):
                 self._greeting_pending = False
             elif not self._in_helo:
                 status = replies.with_enhanced_code(status)
+            count_reply(status)
         await super().push(status)
 
     @refuse_control_characters

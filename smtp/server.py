@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mailferry.db import Database
 from mailferry.logs import get_logger, log
+from mailferry.metrics import smtp_metrics
+from mailferry.metrics_server import MetricsServer
 from mailferry.settings import Settings
 
 from . import replies
@@ -57,7 +59,10 @@ def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket
 
 
 class InboundServer:
-    def __init__(self, settings: Settings):
+    """`serve_metrics`: serve METRICS_LISTEN (its /readyz says whether this server listens); off in the
+    servers of `python -m smtp` with several processes, whose parent serves it for all of them."""
+
+    def __init__(self, settings: Settings, serve_metrics: bool = True):
         install_aiosmtpd_speedups()
         self.settings = settings
         self.db = Database(settings.DATABASE_URL, durable_commits=True)  # the spool's commit is what a 250 promises
@@ -76,6 +81,14 @@ class InboundServer:
         self.peer_limits = PeerLimits(settings.SMTP_MAX_CONNECTIONS_PER_IP)
         self._server: asyncio.base_events.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.metrics: MetricsServer | None = None
+        if serve_metrics and settings.METRICS_LISTEN:
+            self.metrics = MetricsServer(*settings.METRICS_LISTEN, ready=self.listening)
+        self._closing = False
+
+    def listening(self) -> bool:
+        """Accepting connections and not shutting down (the metrics port's /readyz)."""
+        return self._server is not None and not self._closing
 
     def _new_session(self) -> InboundSMTP:
         session = InboundSMTP(
@@ -100,6 +113,9 @@ class InboundServer:
         if sock is None:
             sock = bind_socket(*self.settings.SMTP_LISTEN, reuse_port=reuse_port)
         self.spooler.start()
+        smtp_metrics()  # made now, so the first scrape lists every metric (a child's: before its first session)
+        if self.metrics is not None:
+            self.metrics.start()
         self._server = await self._loop.create_server(self._new_session, sock=sock, backlog=BACKLOG)
         host, port = sock.getsockname()[:2]
         log(logger, logging.INFO, "listening", host=host, port=port, hostname=self.settings.SMTP_HOSTNAME,
@@ -111,6 +127,7 @@ class InboundServer:
         """Stop accepting, let sessions that are committing a message finish, close the rest with 421."""
         if self._server is None:
             return
+        self._closing = True
         self._server.close()
         deadline = time.monotonic() + SHUTDOWN_GRACE
         while any(s.busy for s in self.sessions) and time.monotonic() < deadline:
@@ -127,7 +144,10 @@ class InboundServer:
         self.checks_pool.shutdown(wait=True)
         await self.limiter.close()
         self.db.dispose()
+        if self.metrics is not None:
+            await self._loop.run_in_executor(None, self.metrics.stop)
         self._server = None
+        self._closing = False
         log(logger, logging.INFO, "stopped")
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from mailferry.db import Database
 from mailferry.logs import get_logger, log
+from mailferry.metrics import smtp_metrics
 from mailferry.models import Delivery, Message, utcnow
 from mailferry.models.message import QUEUED
 from mailferry.queue import enqueue_messages, get_queue, make_redis
@@ -198,7 +199,7 @@ class Spooler:
                                          state=item.state, findings=item.findings)
             messages.append(message)
             deliveries.extend(rows)
-        with self.db.engine.begin() as connection:
+        with smtp_metrics().spool_commit.time(), self.db.engine.begin() as connection:
             connection.execute(insert(Message.__table__), messages)
             if deliveries:
                 connection.execute(insert(Delivery.__table__), deliveries)

@@ -146,7 +146,7 @@ def _deliver(ctx: context.Context, snap: Snapshot, held: lease.Holder, tally: Ta
             if final and i == len(groups) - 1:
                 unsettled += delivered  # nothing is sent before the settling commit: record them there
             elif delivered:
-                _commit_delivered(ctx, delivered, held, tally)  # before the next transaction is sent
+                _commit_delivered(ctx, delivered, held, tally, snap.received_at)  # before the next transaction is sent
                 recorded.update(a.target.id for a in delivered)
     return _settle(ctx, snap, unsettled, recorded, held, tally)
 
@@ -162,9 +162,10 @@ def _by_domain(targets: tuple[Target, ...]) -> dict[str, list[Target]]:
     return groups
 
 
-def _commit_delivered(ctx: context.Context, attempts: list[Attempt], held: lease.Holder, tally: Tally | None) -> None:
+def _commit_delivered(ctx: context.Context, attempts: list[Attempt], held: lease.Holder, tally: Tally | None,
+                      received_at: datetime) -> None:
     def commit() -> None:
-        with counted(ctx.db.engine, tally) as (conn, counts):
+        with counted(ctx.db.engine, tally, received_at) as (conn, counts):
             record_delivered(conn, attempts, now=utcnow(), counts=counts)
             held.keep(conn)
 

@@ -23,6 +23,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from mailferry.logs import log
+from mailferry.metrics import worker_metrics
 
 logger = logging.getLogger(__name__)
 CACHE_KEY = "mailferry:mx:{domain}"
@@ -86,6 +87,7 @@ class MxResolver:
         answer = self._cached(domain)
         if answer is None:
             answer = self._resolve(domain)
+            worker_metrics().mx_lookups.inc()
             self._store(domain, answer)
         if answer.error:
             raise MxError(*answer.error, permanent=True)
@@ -111,6 +113,7 @@ class MxResolver:
     # ---- cache ----
 
     def _hit(self) -> None:
+        worker_metrics().mx_cache_hits.inc()
         with self._hits_lock:
             self._hits += 1
             due = self._hits >= HITS_FLUSH_COUNT or time.monotonic() - self._hits_flushed_at >= HITS_FLUSH_EVERY

@@ -19,6 +19,7 @@ from mailferry.settings import Settings
 from mailferry.system_mail import SYSTEM_KIND
 
 from .dsn import DSN_KIND, Failure
+from .observe import Observed
 from .outcome import Reply, classify
 from .retry import next_attempt
 from .tally import Tally
@@ -129,6 +130,7 @@ def write_outcomes(conn: Connection, outcomes: Iterable[Outcome], *, now: dateti
     if rows:
         conn.execute(_LOG, rows)
     for o in applied:
+        counts.observed.extend(_observed(o, now))
         kind, domain_id, alias_id = taken[o.target.id]
         if kind not in (DSN_KIND, SYSTEM_KIND):  # our own mail is not forwarded mail
             _count(counts, o, domain_id, alias_id, now)
@@ -143,6 +145,11 @@ def _values(o: Outcome, now: datetime, check_attempts: bool) -> tuple:
     if check_attempts:
         values += (("expected", o.attempts_before),)
     return values
+
+
+def _observed(o: Outcome, now: datetime) -> list[Observed]:
+    tries = [Observed(classify(e.reply), e.via, e.dkim_signed, now) for e in o.attempt.fell_back]
+    return tries + [Observed(o.state, o.attempt.via, o.attempt.dkim_signed, now)]
 
 
 def _attempt_rows(o: Outcome, now: datetime) -> list[dict]:

@@ -23,6 +23,8 @@ from rq.worker import WorkerStatus
 
 from mailferry import heartbeats
 from mailferry.logs import log, setup_logging
+from mailferry.metrics import worker_metrics
+from mailferry.metrics_server import MetricsServer
 from mailferry.queue import DELIVER_JOB, make_redis
 from mailferry.settings import Settings, settings_or_exit
 
@@ -152,6 +154,7 @@ def _beat_forever(ctx: context.Context, stop: threading.Event) -> None:
     while True:
         try:
             heartbeats.beat(ctx.redis, ctx.worker_id)
+            worker_metrics().heartbeat.set_to_current_time()
         except RedisError as exc:  # Redis is away: /readyz will say so anyway
             log(logger, logging.WARNING, "heartbeat failed", error=type(exc).__name__)
         if stop.wait(heartbeats.BEAT_EVERY):
@@ -163,6 +166,7 @@ def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Perio
     niceness = os.nice(settings.WORKER_NICE)  # before anything runs: threads and children inherit it
     ctx = context.configure(settings)
     stop = threading.Event()
+    metrics = _serve_metrics(settings, stop)
     threading.Thread(target=_beat_forever, args=(ctx, stop), name="heartbeat", daemon=True).start()
     reconcile_once(ctx)
     run_periodic(ctx, periodic)
@@ -179,6 +183,18 @@ def run_worker(settings: Settings, burst: bool = False, periodic: Sequence[Perio
         stop.set()
         _forget(ctx)
         context.reset()
+        if metrics is not None:
+            metrics.stop()
+
+
+def _serve_metrics(settings: Settings, stop: threading.Event) -> MetricsServer | None:
+    """WORKER_METRICS_LISTEN: this worker's counters; /readyz is 200 until it is asked to stop."""
+    if not settings.WORKER_METRICS_LISTEN:
+        return None
+    worker_metrics()  # every metric is on /metrics from the first scrape, before the first delivery
+    server = MetricsServer(*settings.WORKER_METRICS_LISTEN, ready=lambda: not stop.is_set())
+    server.start()
+    return server
 
 
 def _forget(ctx: context.Context) -> None:

@@ -31,6 +31,7 @@ from mailferry.settings import Settings
 
 from .bounces import record_bounces, reset_streaks
 from .dsn import DSN_KIND, dsn_rows
+from .observe import report
 from .outcome import classify
 from .record import Attempt, Outcome, outcome, write_outcomes
 from .senders import Snapshot
@@ -77,11 +78,11 @@ def settle(engine: Engine, snap: Snapshot, attempts: list[Attempt], recorded: Co
     if snap.all_open_due and len(set(attempted)) == len(attempted) and \
             {t.id for t in snap.targets} <= set(attempted) | set(recorded):
         try:
-            with counted(engine, tally) as (conn, counts):
+            with counted(engine, tally, snap.received_at) as (conn, counts):
                 return _settle_known(conn, snap, attempts, owner=owner, now=now, settings=settings, counts=counts)
         except _Moved:
             pass
-    with counted(engine, tally) as (conn, counts):
+    with counted(engine, tally, snap.received_at) as (conn, counts):
         return _settle_read(conn, snap, attempts, owner=owner, now=now, settings=settings, counts=counts)
 
 
@@ -95,14 +96,17 @@ def record_delivered(conn: Connection, attempts: list[Attempt], *, now: datetime
 
 
 @contextmanager
-def counted(engine: Engine, tally: Tally | None) -> Iterator[tuple[Connection, Tally]]:
+def counted(engine: Engine, tally: Tally | None,
+            received_at: datetime | None = None) -> Iterator[tuple[Connection, Tally]]:
     """A transaction and the counters of what it writes: into `tally` once it has committed (a batch's),
-    or, without one, written in the transaction itself."""
+    or, without one, written in the transaction itself; to the process's metrics once it has committed
+    (`received_at`: the message's arrival, for the delivery latency)."""
     counts = Tally()
     with engine.begin() as conn:
         yield conn, counts
         if tally is None:
             counts.write(conn)
+    report(counts.observed, received_at)
     if tally is not None:
         tally.add(counts)
 

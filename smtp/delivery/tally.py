@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from mailferry.models import Alias
 from mailferry.stats import bump_daily
 
+from .observe import Observed
+
 
 @dataclass
 class AliasCount:
@@ -30,6 +32,8 @@ class AliasCount:
 class Tally:
     daily: dict[int | None, Counter[str]] = field(default_factory=dict)
     aliases: dict[int, AliasCount] = field(default_factory=dict)
+    # One transaction's tries for the metrics (smtp/delivery/observe.py): reported, not added or written.
+    observed: list[Observed] = field(default_factory=list)
 
     def bump(self, domain_id: int | None, **counts: int) -> None:
         self.daily.setdefault(domain_id, Counter()).update({k: v for k, v in counts.items() if v})
