@@ -10,13 +10,13 @@ import pytest
 from werkzeug.serving import make_server
 
 from app.services.tokens import create_token
+from harness.net import free_port
 from mailferry import heartbeats
 from mailferry.models import Message, User, utcnow
 from mailferry.models.message import DONE, QUARANTINED, QUEUED
 from smtp.routing.breaker import CircuitBreaker
 from tests.app.web_fixtures import make_web_app
 from tests.support.metrics import Scrape, get, scrape
-from tests.support.net import free_port
 
 
 @pytest.fixture

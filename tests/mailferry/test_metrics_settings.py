@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.settings import TEST_SECRET_KEY
 from mailferry.settings import SettingsError, load_settings
-from tests.conftest import TEST_SECRET_KEY
 
 
 def _load(**env: str):

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import text
 
+from harness.net import free_port, wait_for
 from smtp.server import ServerThread
 from tests.support.metrics import get, scrape
-from tests.support.net import free_port, wait_for
 
 MESSAGE = b"From: a@sender.test\r\nTo: john@alias.test\r\nSubject: hi\r\n\r\nhello\r\n"
 

@@ -31,7 +31,7 @@ LONG_DOMAIN = "customer-support.a-rather-long-company-name.example"
 LONG_LOCAL = "quarterly-invoices-and-receipts"
 LONG_DESTINATIONS = ["finance.department.team.inbox@a-long-destination-provider.example",
                      "second.person.with.a.long.address@another-mail-provider.example"]
-NOT_PAGES = {"static", "health.healthz", "health.readyz"}  # JSON or files, not dashboard pages
+NOT_PAGES = {"static", "health.healthz", "health.readyz", "metrics.metrics"}  # JSON, files or exposition text
 
 
 def _owner_pages(w: dict) -> dict[str, str]:

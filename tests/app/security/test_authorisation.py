@@ -18,7 +18,7 @@ from tests.app.web_fixtures import Browser, api_for
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Argument-less endpoints, by who may use them.
 PUBLIC = {"auth.login", "auth.login_two_factor", "auth.signup", "auth.forgot_password", "auth.reset_password",
-          "health.healthz", "health.readyz", "api.openapi", "static"}
+          "health.healthz", "health.readyz", "metrics.metrics", "api.openapi", "static"}  # metrics: METRICS_ALLOWED_IPS
 OWN_DATA = {"domains.index", "domains.add", "auth.account", "auth.create_token", "stats.overview",
             "auth.two_factor_setup", "auth.two_factor_recovery_codes", "auth.two_factor_disable",
             "api.list_domains", "api.add_domain", "api.overall_stats", "api.list_tokens", "api.create_token",

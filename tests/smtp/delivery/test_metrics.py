@@ -6,14 +6,15 @@ import json
 import re
 import smtplib
 import threading
+import time
 from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from harness.net import free_port, wait_for
 from tests.app.web_fixtures import make_web_app
 from tests.smtp.delivery.conftest import ORIGINAL
 from tests.support.metrics import get, scrape
-from tests.support.net import free_port, wait_for
 
 
 def _ready(base: str) -> bool:
@@ -57,20 +58,34 @@ def test_a_delivered_message_moves_the_smtp_and_worker_metrics(world, internet, 
     assert smtp.value("mailferry_smtp_spool_commit_seconds_count") >= 1
 
 
+def _settled(url: str, name: str) -> float:
+    """The value once two scrapes 0.3 s apart agree (the probes' sessions may still be ending)."""
+    last = None
+    for _ in range(50):
+        value = scrape(url).value(name)
+        if value == last:
+            return value
+        last = value
+        time.sleep(0.3)
+    return last
+
+
 def test_several_smtp_processes_are_summed_on_one_port(world, smtp_servers):
     world.domain("alias.test")
     url = f"http://127.0.0.1:{free_port()}"
     inbound = smtp_servers(METRICS_LISTEN=url[7:], SMTP_SERVER_PROCESSES="3")
     wait_for(lambda: _ready(url), timeout=30, what="the parent's metrics port ready")
-    connected = scrape(url).value("mailferry_smtp_connections_total")  # the fixture's and readiness's own
+    connected = _settled(url, "mailferry_smtp_connections_total")  # the fixture's and readiness's own
     for _ in range(6):  # SO_REUSEPORT spreads them over the processes
         with smtplib.SMTP(*inbound.address, timeout=10) as client:
             client.ehlo("client.sender.test")
             assert client.mail("alice@sender.test")[0] == 250
             assert client.rcpt("nobody@alias.test")[0] == 550
             assert client.rcpt("someone@elsewhere.test")[0] == 550
+    # each process writes its own file; a session's last counts land as it closes
+    wait_for(lambda: scrape(url).value("mailferry_smtp_connections_total") == connected + 6, timeout=10,
+             what="six more connections counted")
     metrics = scrape(url)
-    assert metrics.value("mailferry_smtp_connections_total") == connected + 6
     assert metrics.value("mailferry_smtp_refused_total", reason="unknown_recipient") == 6
     assert metrics.value("mailferry_smtp_refused_total", reason="relay_denied") == 6
     inbound.kill()
